@@ -1,0 +1,165 @@
+// Package app is the composition root: it builds the kernel manager, the
+// metrics registry and the HTTP server from a config.Config, runs them, and
+// shuts them down in order (stop accepting, stop kernels, return).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/kernelgate/kernelgate/internal/config"
+	"github.com/kernelgate/kernelgate/internal/console"
+	"github.com/kernelgate/kernelgate/internal/kernel"
+	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/metrics"
+	"github.com/kernelgate/kernelgate/internal/supervisor"
+)
+
+// NewLogger builds the process logger from the config.
+func NewLogger(c config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Specs discovers the kernelspecs, adds the built-in Python one when none
+// is named like it, points bare "python3" argv at the configured interpreter,
+// and preflights the default spec so that a missing ipykernel is one clear
+// sentence at startup rather than a kernel that dies on every start.
+func Specs(ctx context.Context, c config.Config, log *slog.Logger) (map[string]kernelspec.Spec, error) {
+	specs, err := kernelspec.Find(kernelspec.SearchDirs(c.SpecSearch))
+	if err != nil {
+		log.Warn("some kernelspecs are broken", "err", err)
+	}
+	if specs == nil {
+		specs = map[string]kernelspec.Spec{}
+	}
+	if _, ok := specs["python3"]; !ok {
+		specs["python3"] = kernelspec.Default(c.Python)
+	}
+	for name, s := range specs {
+		specs[name] = s.WithInterpreter(c.Python)
+	}
+	def, ok := specs[c.KernelSpec]
+	if !ok {
+		return nil, fmt.Errorf("default kernelspec %q not found", c.KernelSpec)
+	}
+	if py, ok := def.Python(); ok {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		out, err := supervisor.Probe(pctx, kernelspec.PreflightArgv(py), c.Kernel.Env)
+		if err != nil {
+			return nil, kernelspec.PreflightError(py, out, err)
+		}
+	}
+	return specs, nil
+}
+
+// newManager builds the kernel manager with its runtime directory.
+func newManager(ctx context.Context, c config.Config, log *slog.Logger, m kernel.Metrics) (*kernel.Manager, error) {
+	specs, err := Specs(ctx, c, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(c.Kernel.RuntimeDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create runtime dir: %w", err)
+	}
+	return kernel.NewManager(c.Kernel, specs, c.KernelSpec, log, m)
+}
+
+// Serve runs the HTTP server until ctx ends, then shuts down gracefully:
+// stop accepting, stop every kernel (in parallel, with the stop ladder),
+// remove the runtime dir. ready, if not nil, receives the bound address.
+func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(addr string)) error {
+	met := metrics.New()
+	mgr, err := newManager(ctx, c, log, met)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(c.Kernel.RuntimeDir)
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		mgr.Close(context.Background())
+		return fmt.Errorf("listen on %s: %w", c.Addr, err)
+	}
+	var shuttingDown atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if shuttingDown.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "shutting down\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", met.Handler())
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	log.Info("kernelgate listening", "url", "http://"+addr)
+	if ready != nil {
+		ready(addr)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	shuttingDown.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", serr)
+	}
+	if err == nil {
+		err = <-serveErr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if cerr := mgr.Close(sctx); cerr != nil {
+		log.Warn("kernels did not stop within the shutdown timeout", "err", cerr)
+	}
+	log.Info("kernelgate stopped")
+	return err
+}
+
+// RunCode starts a fresh kernel, runs code in it with its outputs on the
+// terminal, and shuts the kernel down. It reports whether the code ran
+// without error.
+func RunCode(ctx context.Context, c config.Config, log *slog.Logger, code string, in io.Reader, out, errw io.Writer) (bool, error) {
+	mgr, err := newManager(ctx, c, log, nil)
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(c.Kernel.RuntimeDir)
+	defer mgr.Close(context.Background())
+	k, err := mgr.Start(ctx, kernel.StartOptions{})
+	if err != nil {
+		return false, err
+	}
+	return console.Run(ctx, k, code, in, out, errw)
+}

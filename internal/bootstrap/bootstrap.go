@@ -1,0 +1,36 @@
+// Package bootstrap ships the Python code kernelgate runs in every Python
+// kernel before user code (fast stream flushing, inline PNG plots, pandas
+// table schema, plotly as data) and the helper expressions the gateway calls
+// afterwards. The helpers live in a module named _kernelgate that is kept out
+// of the user's namespace, and they are called through silent executes and
+// user_expressions, so they never touch the user's execution count or output.
+package bootstrap
+
+import (
+	_ "embed"
+	"encoding/base64"
+	"fmt"
+)
+
+//go:embed kernelgate_boot.py
+var code string
+
+// Code is the bootstrap source, to run once per kernel incarnation as a
+// silent execute_request.
+func Code() string { return code }
+
+// VariablesExpr is a user expression whose value (as application/json) is a
+// bounded summary of the user's variables: DataFrames become row-capped
+// previews with their shape.
+func VariablesExpr(maxRows, maxItems int) string {
+	return fmt.Sprintf("__import__('_kernelgate').variables(%d, %d)", maxRows, maxItems)
+}
+
+// LoadDatasetsExpr is a user expression that loads datasets (a JSON array of
+// {name, data}) into the namespace and the working directory, and evaluates
+// to {"loaded": [...], "errors": [...]}. The payload travels as base64 so no
+// quoting of user data is ever needed.
+func LoadDatasetsExpr(datasetsJSON []byte) string {
+	return fmt.Sprintf("__import__('_kernelgate').load_datasets_b64('%s')",
+		base64.StdEncoding.EncodeToString(datasetsJSON))
+}

@@ -1,0 +1,294 @@
+# kernelgate bootstrap: run once in every Python kernel, silently, before any
+# user code. It installs the module `_kernelgate` (in sys.modules only, so the
+# user's namespace and %who stay clean) and tunes the kernel for streaming.
+# Everything is best effort: a failure here must never break the kernel.
+import sys as _sys
+import types as _types
+
+_KG_SOURCE = r'''
+import base64
+import datetime
+import decimal
+import importlib.abc
+import json
+import math
+import os
+import re
+import sys
+
+# 1. Stream latency. ipykernel batches prints for flush_interval (0.2 s); at
+#    1 ms a print reaches the client in a few ms, while a flood still coalesces.
+for _s in (sys.stdout, sys.stderr):
+    if hasattr(_s, "flush_interval"):
+        _s.flush_interval = 0.001
+
+
+# 2. Rich output, configured when the library is first imported (importing
+#    pandas eagerly would cost every kernel a second at start).
+def _configure_pandas(pd):
+    pd.set_option("display.html.table_schema", True)
+    pd.set_option("display.max_rows", 60)
+
+
+def _configure_plotly(_plotly):
+    import plotly.io as pio
+    # Figures travel as data (application/vnd.plotly.v1+json) to every client.
+    pio.renderers.default = "plotly_mimetype"
+
+
+def _configure_matplotlib(_mpl):
+    # ipykernel already selects the inline backend; make sure plots are PNG
+    # and that plt.show() sends them at once rather than at the cell's end.
+    try:
+        from matplotlib_inline import backend_inline
+        backend_inline.set_matplotlib_formats("png")
+    except Exception:
+        pass
+
+
+_HOOKS = {
+    "pandas": _configure_pandas,
+    "plotly": _configure_plotly,
+    "matplotlib.pyplot": _configure_matplotlib,
+}
+
+
+class _PostImportFinder(importlib.abc.MetaPathFinder):
+    """Runs a hook right after a watched module finishes importing."""
+
+    def find_spec(self, name, path, target=None):
+        hook = _HOOKS.get(name)
+        if hook is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        _HOOKS.pop(name, None)
+        original = loader.exec_module
+
+        def exec_module(module):
+            original(module)
+            try:
+                hook(module)
+            except Exception:
+                pass
+
+        loader.exec_module = exec_module
+        return spec
+
+
+for _name in list(_HOOKS):
+    if _name in sys.modules:
+        try:
+            _HOOKS.pop(_name)(sys.modules[_name])
+        except Exception:
+            pass
+sys.meta_path.insert(0, _PostImportFinder())
+
+
+# 3. JSON that is always valid: NaN/Infinity become null, numpy and pandas
+#    scalars become numbers, datetimes ISO strings.
+def jsonable(v, depth=0):
+    if depth > 20:
+        return repr(v)[:200]
+    if v is None or isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, decimal.Decimal):
+        return jsonable(float(v))
+    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return {str(k): jsonable(x, depth + 1) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset, range)):
+        return [jsonable(x, depth + 1) for x in v]
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(v, np.bool_):
+            return bool(v)
+        if isinstance(v, np.integer):
+            return int(v)
+        if isinstance(v, np.floating):
+            return jsonable(float(v))
+        if isinstance(v, np.datetime64):
+            return None if np.isnat(v) else str(v)
+        if isinstance(v, np.ndarray):
+            return jsonable(v.tolist(), depth + 1)
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        if v is pd.NaT:
+            return None
+        if isinstance(v, pd.Timestamp):
+            return v.isoformat()
+        if isinstance(v, pd.Timedelta):
+            return str(v)
+        try:
+            if pd.isna(v):
+                return None
+        except (TypeError, ValueError):
+            pass
+    return repr(v)[:200]
+
+
+class JSON:
+    """Displays as application/json, so user_expressions carry it as data."""
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def _repr_json_(self):
+        return self.obj
+
+    def __repr__(self):
+        return json.dumps(self.obj)
+
+
+# 4. Variable summaries, bounded: a DataFrame is a row-capped preview with its
+#    shape, never the whole frame.
+_SKIP = {"In", "Out", "exit", "quit", "get_ipython"}
+
+
+def _user_ns():
+    ip = get_ipython()  # noqa: F821 - provided by IPython
+    hidden = getattr(ip, "user_ns_hidden", {})
+    return ip.user_ns, hidden
+
+
+def frame_preview(df, max_rows):
+    rows = len(df)
+    head = df.head(max_rows)
+    records = [
+        {str(k): jsonable(x) for k, x in rec.items()}
+        for rec in head.to_dict(orient="records")
+    ]
+    return {
+        "columns": [str(c) for c in df.columns],
+        "dtypes": {str(c): str(t) for c, t in df.dtypes.items()},
+        "data": records,
+        "shape": [rows, len(df.columns)],
+        "truncated": rows > max_rows,
+    }
+
+
+def summarize(v, max_rows=20, max_repr=200):
+    import types as t
+    out = {"type": type(v).__name__}
+    pd = sys.modules.get("pandas")
+    np = sys.modules.get("numpy")
+    if pd is not None and isinstance(v, pd.DataFrame):
+        out.update(frame_preview(v, max_rows))
+        return out
+    if pd is not None and isinstance(v, pd.Series):
+        out["shape"] = [len(v)]
+        out["dtype"] = str(v.dtype)
+        out["data"] = jsonable(v.head(max_rows).tolist())
+        out["truncated"] = len(v) > max_rows
+        return out
+    if np is not None and isinstance(v, np.ndarray):
+        out["shape"] = list(v.shape)
+        out["dtype"] = str(v.dtype)
+        if v.size <= max_rows:
+            out["value"] = jsonable(v)
+        out["truncated"] = v.size > max_rows
+        return out
+    if isinstance(v, (bool, int, float, str)) or v is None:
+        if isinstance(v, str) and len(v) > max_repr:
+            out["value"] = v[:max_repr]
+            out["truncated"] = True
+        else:
+            out["value"] = jsonable(v)
+        return out
+    if isinstance(v, (list, tuple, dict, set)):
+        out["length"] = len(v)
+    r = repr(v)
+    out["repr"] = r[:max_repr]
+    if len(r) > max_repr:
+        out["truncated"] = True
+    return out
+
+
+def variables(max_rows=20, max_items=200):
+    import types as t
+    ns, hidden = _user_ns()
+    result = {}
+    for name, v in list(ns.items()):
+        if name.startswith("_") or name in _SKIP or (name in hidden and hidden[name] is v):
+            continue
+        if isinstance(v, (t.ModuleType, t.FunctionType, t.BuiltinFunctionType, t.MethodType, type)):
+            continue
+        if len(result) >= max_items:
+            break
+        try:
+            result[name] = summarize(v, max_rows)
+        except Exception as e:
+            result[name] = {"type": type(v).__name__, "error": repr(e)[:200]}
+    return JSON(result)
+
+
+# 5. Datasets: rows sent by a client become DataFrames under the names the
+#    AdeloopFlow backend used (<safe_name>, df1..dfN, df for the first) and CSV
+#    files in the kernel's working directory.
+def safe_name(name, i, prefix="dataset"):
+    s = name.lower().replace(" ", "_").replace("-", "_")
+    s = "".join(ch for ch in s if ch.isalnum() or ch == "_")
+    if not s:
+        return "%s_%d" % (prefix, i + 1)
+    if s[0].isdigit():
+        return "%s_%s" % (prefix, s)
+    return s
+
+
+def load_datasets_b64(payload):
+    import pandas as pd
+    datasets = json.loads(base64.b64decode(payload).decode("utf-8"))
+    ns, _ = _user_ns()
+    loaded = []
+    errors = []
+    for i, ds in enumerate(datasets):
+        name = ds.get("name")
+        if name is None:
+            name = "Dataset %d" % (i + 1)
+        rows = ds.get("data")
+        if not isinstance(name, str) or not name.strip():
+            errors.append("dataset %d: name must be a non-empty string" % (i + 1))
+            continue
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            errors.append("dataset %r: data must be a list of row objects" % name)
+            continue
+        df = pd.DataFrame(rows)
+        var = safe_name(name, i)
+        ns[var] = df
+        ns["df%d" % (i + 1)] = df
+        if i == 0:
+            ns["df"] = df
+        files = []
+        for fn in (name + ".csv", "dataset%d.csv" % (i + 1), var + ".csv"):
+            if "/" in fn or fn.startswith("."):
+                continue
+            try:
+                df.to_csv(fn, index=False)
+                files.append(fn)
+            except OSError as e:
+                errors.append("dataset %r: cannot write %s: %s" % (name, fn, e.strerror))
+        loaded.append({"name": name, "variable": var, "csv_file": files[0] if files else None,
+                       "shape": [len(df), len(df.columns)], "type": "local"})
+    ns["_available_datasets"] = loaded
+    return JSON({"loaded": loaded, "errors": errors})
+'''
+
+_kg = _types.ModuleType("_kernelgate")
+_kg.__dict__["get_ipython"] = get_ipython  # noqa: F821 - provided by IPython
+exec(compile(_KG_SOURCE, "<kernelgate>", "exec"), _kg.__dict__)
+_sys.modules["_kernelgate"] = _kg
+del _sys, _types, _kg, _KG_SOURCE

@@ -1,0 +1,166 @@
+// Package config is the one place where kernelgate's settings are defined,
+// defaulted, read (flags over environment over defaults) and validated. It is
+// the only package that looks at the environment; every component receives
+// its own section as a plain value.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kernelgate/kernelgate/internal/kernel"
+	"github.com/kernelgate/kernelgate/internal/kernelspec"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Addr            string        // HTTP listen address
+	LogLevel        string        // debug, info, warn, error
+	LogFormat       string        // text or json
+	ShutdownTimeout time.Duration // bound on graceful shutdown
+
+	KernelSpec string         // default kernelspec name
+	Python     string         // interpreter with ipykernel, for the built-in spec and bare "python3" argv
+	SpecSearch kernelspec.Env // where kernelspecs are looked for
+	Kernel     kernel.Config
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Addr:            "127.0.0.1:8000",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 15 * time.Second,
+		KernelSpec:      "python3",
+		Python:          "/usr/bin/python3",
+		Kernel:          kernel.DefaultConfig(),
+	}
+}
+
+// FieldError names the setting that is wrong.
+type FieldError struct {
+	Field string
+	Value string
+	Err   error
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("config %s=%q: %v", e.Field, e.Value, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// envPrefix prefixes every environment variable kernelgate reads.
+const envPrefix = "KERNELGATE_"
+
+// Load fills a Config from defaults, then the environment (getenv), then the
+// command-line flags in args. environ is the process environment that
+// kernels inherit. usage is where -h output goes.
+func Load(name string, args []string, getenv func(string) string, environ []string, usage io.Writer) (Config, []string, error) {
+	c := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen `address` (env KERNELGATE_ADDR)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error (env KERNELGATE_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json (env KERNELGATE_LOG_FORMAT)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on graceful shutdown (env KERNELGATE_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&c.KernelSpec, "kernel", c.KernelSpec, "default kernelspec `name` (env KERNELGATE_KERNEL)")
+	fs.StringVar(&c.Python, "python", c.Python, "Python `interpreter` with ipykernel for the built-in python3 spec (env KERNELGATE_PYTHON)")
+	fs.StringVar(&c.Kernel.RuntimeDir, "runtime-dir", c.Kernel.RuntimeDir, "`dir` for kernels' connection files and work dirs; default a fresh dir under $TMPDIR (env KERNELGATE_RUNTIME_DIR)")
+	fs.StringVar(&c.Kernel.Transport, "transport", c.Kernel.Transport, "ZMQ transport to kernels: tcp or ipc (env KERNELGATE_TRANSPORT)")
+	fs.DurationVar(&c.Kernel.StartTimeout, "kernel-start-timeout", c.Kernel.StartTimeout, "how long a kernel may take to become ready (env KERNELGATE_KERNEL_START_TIMEOUT)")
+	fs.DurationVar(&c.Kernel.HeartbeatInterval, "heartbeat-interval", c.Kernel.HeartbeatInterval, "kernel heartbeat interval, 0 to disable (env KERNELGATE_HEARTBEAT_INTERVAL)")
+	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
+
+	// Environment first, so flags override it.
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(key); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, &FieldError{Field: key, Value: v, Err: err})
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return c, nil, errors.Join(errs...)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, nil, err
+	}
+	c.SpecSearch = kernelspec.Env{
+		JupyterPath:    getenv("JUPYTER_PATH"),
+		JupyterDataDir: getenv("JUPYTER_DATA_DIR"),
+		Home:           getenv("HOME"),
+		XDGDataHome:    getenv("XDG_DATA_HOME"),
+	}
+	c.Kernel.Env = kernelEnv(environ)
+	if c.Kernel.RuntimeDir == "" {
+		tmp := getenv("TMPDIR")
+		if tmp == "" {
+			tmp = "/tmp"
+		}
+		c.Kernel.RuntimeDir = filepath.Join(tmp, "kernelgate-"+strconv.Itoa(os.Getpid()))
+	}
+	return c, fs.Args(), c.Validate()
+}
+
+// kernelEnv is the environment kernels start with: the server's own, minus
+// kernelgate's settings (which may hold secrets), plus what ipykernel needs
+// to start quietly.
+func kernelEnv(environ []string) []string {
+	out := make([]string, 0, len(environ)+1)
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, envPrefix) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	// Debian's debugpy warns about frozen modules on every start otherwise.
+	return append(out, "PYDEVD_DISABLE_FILE_VALIDATION=1")
+}
+
+// Validate checks every field and reports all problems at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, value, why string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Err: errors.New(why)})
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("addr", c.Addr, "want host:port")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", c.LogLevel, "want debug, info, warn or error")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log-format", c.LogFormat, "want text or json")
+	}
+	switch c.Kernel.Transport {
+	case "tcp", "ipc":
+	default:
+		bad("transport", c.Kernel.Transport, "want tcp or ipc")
+	}
+	if c.Kernel.StartTimeout <= 0 {
+		bad("kernel-start-timeout", c.Kernel.StartTimeout.String(), "must be positive")
+	}
+	if c.Kernel.HeartbeatInterval < 0 {
+		bad("heartbeat-interval", c.Kernel.HeartbeatInterval.String(), "must not be negative")
+	}
+	if !filepath.IsAbs(c.Python) {
+		bad("python", c.Python, "must be an absolute path (the python3 on PATH may lack ipykernel)")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,197 @@
+// Package console runs code in a kernel and renders what it emits to a
+// terminal: stdout and stderr as they arrive, a short note for rich output
+// such as "[image/png 640x480]", the traceback on error, and answers to
+// input() read from the terminal. It backs `kernelgate run`.
+package console
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/kernelgate/kernelgate/internal/jmsg"
+	"github.com/kernelgate/kernelgate/internal/kernel"
+)
+
+// Run executes code in k, renders its outputs to out and errw as they come,
+// and answers input prompts with lines from in. It reports whether the
+// execution succeeded.
+func Run(ctx context.Context, k *kernel.Kernel, code string, in io.Reader, out, errw io.Writer) (bool, error) {
+	ex, err := k.Execute(ctx, kernel.ExecuteRequest{Code: code, StoreHistory: true, AllowStdin: true, StopOnError: true})
+	if err != nil {
+		return false, err
+	}
+	j := k.Journal()
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-ex.Done():
+		case <-rctx.Done():
+		}
+		cancel()
+	})
+	defer wg.Wait()
+	defer cancel()
+
+	lines := bufio.NewReader(in)
+	after := ex.After
+	render := func(evs []kernel.Event) error {
+		for _, e := range evs {
+			after = e.Seq
+			if e.Life != nil {
+				fmt.Fprintf(errw, "[kernel %s: %s]\n", e.Life.Kind, e.Life.Reason)
+				continue
+			}
+			if e.Msg.ParentID() != ex.ID {
+				continue
+			}
+			if e.Msg.Type() == jmsg.InputRequest {
+				if err := answer(k, e.Msg, lines, out); err != nil {
+					return err
+				}
+				continue
+			}
+			Render(e.Msg, out, errw)
+		}
+		return nil
+	}
+	for {
+		evs, err := j.Read(rctx, after, 256)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			if errors.Is(err, context.Canceled) || errors.Is(err, kernel.ErrJournalClosed) {
+				break // the execution is over: render what is left
+			}
+			return false, err
+		}
+		if err := render(evs); err != nil {
+			return false, err
+		}
+	}
+	for last := j.Last(); after < last; {
+		evs, err := j.Read(ctx, after, 256)
+		if err != nil {
+			break
+		}
+		if err := render(evs); err != nil {
+			return false, err
+		}
+	}
+	_, reply, xerr := ex.Result()
+	if xerr != nil {
+		return false, xerr
+	}
+	return reply.Status == "ok", nil
+}
+
+func answer(k *kernel.Kernel, req *jmsg.Message, lines *bufio.Reader, out io.Writer) error {
+	var c jmsg.InputRequestContent
+	_ = req.Decode(&c)
+	fmt.Fprint(out, c.Prompt)
+	line, err := lines.ReadString('\n')
+	if err != nil && line == "" {
+		line = "" // no more input: answer empty, as a closed terminal would
+	}
+	return k.Input(strings.TrimRight(line, "\r\n"))
+}
+
+// Render writes one kernel output message in terminal form.
+func Render(m *jmsg.Message, out, errw io.Writer) {
+	switch m.Type() {
+	case jmsg.Stream:
+		var c jmsg.StreamContent
+		if m.Decode(&c) == nil {
+			if c.Name == "stderr" {
+				io.WriteString(errw, c.Text)
+			} else {
+				io.WriteString(out, c.Text)
+			}
+		}
+	case jmsg.ExecuteResult, jmsg.DisplayData, jmsg.UpdateDisplayData:
+		var c jmsg.DisplayContent
+		if m.Decode(&c) == nil {
+			fmt.Fprintln(out, Summary(c.Data))
+		}
+	case jmsg.Error:
+		var c jmsg.ErrorContent
+		if m.Decode(&c) == nil {
+			if len(c.Traceback) > 0 {
+				fmt.Fprintln(errw, strings.Join(c.Traceback, "\n"))
+			} else {
+				fmt.Fprintf(errw, "%s: %s\n", c.Ename, c.Evalue)
+			}
+		}
+	}
+}
+
+// Summary is the terminal form of a MIME bundle: its plain text when the
+// bundle is only text, otherwise a note per rich type with what can be told
+// cheaply (an image's size, a payload's length), then the text.
+func Summary(data map[string]json.RawMessage) string {
+	var text string
+	if raw, ok := data["text/plain"]; ok {
+		_ = json.Unmarshal(raw, &text)
+	}
+	var notes []string
+	for mime, raw := range data {
+		if mime == "text/plain" {
+			continue
+		}
+		notes = append(notes, note(mime, raw))
+	}
+	sort.Strings(notes)
+	if len(notes) == 0 {
+		return text
+	}
+	s := strings.Join(notes, " ")
+	// Text that only names the object (a Figure's repr) adds nothing.
+	if text != "" && !strings.HasPrefix(text, "<") {
+		s += "\n" + text
+	}
+	return s
+}
+
+func note(mime string, raw json.RawMessage) string {
+	if mime == "image/png" {
+		var b64 string
+		if json.Unmarshal(raw, &b64) == nil {
+			if w, h, ok := pngSize(b64); ok {
+				return fmt.Sprintf("[image/png %dx%d]", w, h)
+			}
+		}
+	}
+	return fmt.Sprintf("[%s %s]", mime, byteSize(len(raw)))
+}
+
+// pngSize reads width and height from a base64 PNG's IHDR chunk.
+func pngSize(b64 string) (w, h int, ok bool) {
+	if len(b64) < 32 {
+		return 0, 0, false
+	}
+	head, err := base64.StdEncoding.DecodeString(b64[:32])
+	if err != nil || len(head) < 24 || string(head[1:4]) != "PNG" || string(head[12:16]) != "IHDR" {
+		return 0, 0, false
+	}
+	return int(binary.BigEndian.Uint32(head[16:20])), int(binary.BigEndian.Uint32(head[20:24])), true
+}
+
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
