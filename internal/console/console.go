@@ -10,12 +10,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/kernel"
@@ -29,64 +27,20 @@ func Run(ctx context.Context, k *kernel.Kernel, code string, in io.Reader, out, 
 	if err != nil {
 		return false, err
 	}
-	j := k.Journal()
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		select {
-		case <-ex.Done():
-		case <-rctx.Done():
-		}
-		cancel()
-	})
-	defer wg.Wait()
-	defer cancel()
-
 	lines := bufio.NewReader(in)
-	after := ex.After
-	render := func(evs []kernel.Event) error {
-		for _, e := range evs {
-			after = e.Seq
-			if e.Life != nil {
-				fmt.Fprintf(errw, "[kernel %s: %s]\n", e.Life.Kind, e.Life.Reason)
-				continue
-			}
-			if e.Msg.ParentID() != ex.ID {
-				continue
-			}
-			if e.Msg.Type() == jmsg.InputRequest {
-				if err := answer(k, e.Msg, lines, out); err != nil {
-					return err
-				}
-				continue
-			}
+	err = k.Follow(ctx, ex, func(e kernel.Event) error {
+		switch {
+		case e.Life != nil:
+			fmt.Fprintf(errw, "[kernel %s: %s]\n", e.Life.Kind, e.Life.Reason)
+		case e.Msg.Type() == jmsg.InputRequest:
+			return answer(k, e.Msg, lines, out)
+		default:
 			Render(e.Msg, out, errw)
 		}
 		return nil
-	}
-	for {
-		evs, err := j.Read(rctx, after, 256)
-		if err != nil {
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
-			if errors.Is(err, context.Canceled) || errors.Is(err, kernel.ErrJournalClosed) {
-				break // the execution is over: render what is left
-			}
-			return false, err
-		}
-		if err := render(evs); err != nil {
-			return false, err
-		}
-	}
-	for last := j.Last(); after < last; {
-		evs, err := j.Read(ctx, after, 256)
-		if err != nil {
-			break
-		}
-		if err := render(evs); err != nil {
-			return false, err
-		}
+	})
+	if err != nil {
+		return false, err
 	}
 	_, reply, xerr := ex.Result()
 	if xerr != nil {

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -473,4 +474,35 @@ func newKernel(id string, spec kernelspec.Spec, cfg Config, log *slog.Logger) (*
 		execs:    make(map[string]*Execution),
 		internal: make(map[string]func(*jmsg.Message)),
 	}, nil
+}
+
+// ExprResult is the value of one user expression as a MIME bundle, or the
+// error evaluating it raised.
+type ExprResult struct {
+	Status    string                     `json:"status"`
+	Data      map[string]json.RawMessage `json:"data"`
+	Ename     string                     `json:"ename"`
+	Evalue    string                     `json:"evalue"`
+	Traceback []string                   `json:"traceback"`
+}
+
+// Evaluate evaluates expressions in the user's namespace through a silent
+// execute of the gateway's own: no output, no execution count, nothing in
+// the journal. The bootstrap helpers (variables, datasets) are called so.
+func (k *Kernel) Evaluate(ctx context.Context, exprs map[string]string) (map[string]ExprResult, error) {
+	r, err := k.Call(ctx, jmsg.Shell, jmsg.ExecuteRequest, jmsg.ExecuteRequestContent{Silent: true, UserExpressions: exprs})
+	if err != nil {
+		return nil, err
+	}
+	var c struct {
+		jmsg.ExecuteReplyContent
+		UserExpressions map[string]ExprResult `json:"user_expressions"`
+	}
+	if err := r.Decode(&c); err != nil {
+		return nil, fmt.Errorf("decode execute_reply: %w", err)
+	}
+	if c.Status != "ok" {
+		return nil, fmt.Errorf("evaluate: %s: %s", c.Ename, c.Evalue)
+	}
+	return c.UserExpressions, nil
 }

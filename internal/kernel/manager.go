@@ -161,6 +161,9 @@ func (m *Manager) Start(ctx context.Context, opts StartOptions) (*Kernel, error)
 	err = k.startErr
 	k.mu.Unlock()
 	if err != nil {
+		m.mu.Lock()
+		delete(m.kernels, id) // its owner goroutine has ended or is ending
+		m.mu.Unlock()
 		return nil, err
 	}
 	m.metrics.KernelStarted(name, time.Since(began))

@@ -9,6 +9,7 @@
 package zmqconn
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -68,8 +70,14 @@ type Conn struct {
 	stop chan struct{}
 	wg   sync.WaitGroup // the reader goroutines
 
-	hbMu sync.Mutex  // serialises Ping; guards hb
-	hb   zmq4.Socket // nil after a failed ping until the next dial
+	// The heartbeat socket is a DEALER rather than jupyter_client's REQ: a
+	// REQ that lost one reply is stuck for good and redialling a frozen
+	// kernel blocks in the ZMTP handshake, while a DEALER just sends numbered
+	// pings and ignores stale echoes.
+	hb     zmq4.Socket
+	hbEcho chan []byte
+	hbMu   sync.Mutex // serialises Ping; guards hbSeq
+	hbSeq  uint64
 
 	closeOnce sync.Once
 }
@@ -100,6 +108,7 @@ func Dial(ctx context.Context, info connfile.Info, opts Options) (*Conn, error) 
 		opts:     opts,
 		log:      opts.Logger,
 		in:       make(chan Incoming, opts.Buffer),
+		hbEcho:   make(chan []byte, 16),
 		stop:     make(chan struct{}),
 		identity: zmq4.SocketIdentity(rand.Text()),
 	}
@@ -123,7 +132,12 @@ func Dial(ctx context.Context, info connfile.Info, opts Options) (*Conn, error) 
 		}
 		*d.dst = &dealer{sock: s}
 	}
-	c.wg.Add(4)
+	if c.hb, err = c.dial(ctx, zmq4.NewDealer, jmsg.HB); err != nil {
+		c.closeSockets()
+		return nil, err
+	}
+	c.wg.Add(5)
+	go c.readHeartbeat()
 	go c.read(jmsg.IOPub, c.iopub)
 	go c.read(jmsg.Shell, c.shell.sock)
 	go c.read(jmsg.Control, c.control.sock)
@@ -226,9 +240,26 @@ func (c *Conn) Send(ch jmsg.Channel, m *jmsg.Message) error {
 	return nil
 }
 
-// Ping sends one heartbeat and waits for its echo until ctx ends. A REQ
-// socket that lost a reply is stuck for good, so a failed ping drops the
-// socket and the next ping dials a fresh one.
+// readHeartbeat forwards heartbeat echoes to Ping, dropping them when
+// nobody waits (a late echo of a ping that already timed out).
+func (c *Conn) readHeartbeat() {
+	defer c.wg.Done()
+	for {
+		msg, err := c.hb.Recv()
+		if err != nil {
+			return
+		}
+		if len(msg.Frames) == 0 {
+			continue
+		}
+		select {
+		case c.hbEcho <- msg.Frames[len(msg.Frames)-1]:
+		default:
+		}
+	}
+}
+
+// Ping sends one numbered heartbeat and waits for its echo until ctx ends.
 func (c *Conn) Ping(ctx context.Context) error {
 	c.hbMu.Lock()
 	defer c.hbMu.Unlock()
@@ -237,37 +268,23 @@ func (c *Conn) Ping(ctx context.Context) error {
 		return ErrClosed
 	default:
 	}
-	if c.hb == nil {
-		s, err := c.dial(ctx, zmq4.NewReq, jmsg.HB)
-		if err != nil {
-			return err
-		}
-		c.hb = s
-	}
-	s := c.hb
-	done := make(chan error, 1)
-	go func() {
-		if err := s.Send(zmq4.NewMsgString("ping")); err != nil {
-			done <- err
-			return
-		}
-		_, err := s.Recv()
-		done <- err
-	}()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		s.Close()
-		<-done
-		err = ctx.Err()
-	}
-	if err != nil {
-		s.Close()
-		c.hb = nil
+	c.hbSeq++
+	want := []byte("ping " + strconv.FormatUint(c.hbSeq, 10))
+	if err := c.hb.Send(zmq4.NewMsg(want)); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
-	return nil
+	for {
+		select {
+		case got := <-c.hbEcho:
+			if bytes.Equal(got, want) {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("heartbeat: %w", ctx.Err())
+		case <-c.stop:
+			return ErrClosed
+		}
+	}
 }
 
 // Close closes every socket and waits for the readers to exit.
@@ -276,19 +293,15 @@ func (c *Conn) Close() error {
 		close(c.stop)
 		c.closeSockets()
 		c.wg.Wait()
-		c.hbMu.Lock()
-		if c.hb != nil {
-			c.hb.Close()
-			c.hb = nil
-		}
-		c.hbMu.Unlock()
 	})
 	return nil
 }
 
 func (c *Conn) closeSockets() {
-	if c.iopub != nil {
-		c.iopub.Close()
+	for _, s := range []zmq4.Socket{c.iopub, c.hb} {
+		if s != nil {
+			s.Close()
+		}
 	}
 	for _, d := range []*dealer{c.shell, c.control, c.stdin} {
 		if d != nil {
