@@ -78,9 +78,9 @@ type Target struct {
 // Describe is the target in words, for the report.
 func (t Target) Describe(unit string) string {
 	if t.Kind == TargetOverBaseline {
-		return fmt.Sprintf("p50 ≤ direct + %s %s", fmtNum(t.Limit), unit)
+		return fmt.Sprintf("p50 ≤ direct + %g %s", t.Limit, unit)
 	}
-	return fmt.Sprintf("p50 ≤ %s %s", fmtNum(t.Limit), unit)
+	return fmt.Sprintf("p50 ≤ %g %s", t.Limit, unit)
 }
 
 // Met reports whether the engine's median p50 meets the target.
@@ -107,7 +107,7 @@ type Metric struct {
 
 // Facts describe the machine and software the numbers come from.
 type Facts struct {
-	CPU, NumCPU, Memory, Kernel, OS, Go string
+	CPU, NumCPU, Memory, Kernel, OS, Go             string
 	Python, IPyKernel, JupyterClient, PyZMQ, LibZMQ string
 	KernelArgv                                      string
 }
@@ -186,11 +186,7 @@ func Render(r Report) string {
 				met = "**yes**"
 			}
 		}
-		title := m.Title
-		if m.BaselineName != "" {
-			title += " (direct = " + m.BaselineName + ")"
-		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", title,
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m.Title,
 			fmtMS(e.P50, m.Unit), fmtMS(d.P50, m.Unit), ratio(e.P50, d.P50),
 			fmtMS(e.P99, m.Unit), fmtMS(d.P99, m.Unit), ratio(e.P99, d.P99), target, met)
 	}

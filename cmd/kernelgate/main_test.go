@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The test binary doubles as the kernelgate binary when this variable is
+// set, so signal handling and shutdown are tested on a real process.
+const asMain = "KERNELGATE_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMain) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func kernelgate(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asMain+"=1")
+	return cmd
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestRun_CLI(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "hello.py")
+	if err := os.WriteFile(file, []byte("for i in range(3):\n    print('line', i)\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// An interpreter without Debian's site-packages: it cannot import ipykernel.
+	bare := filepath.Join(t.TempDir(), "python3")
+	if err := os.WriteFile(bare, []byte("#!/bin/sh\nexec /usr/bin/python3 -I -S \"$@\"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Kernelspecs naming those interpreters, found through JUPYTER_PATH.
+	jpath := t.TempDir()
+	for name, argv0 := range map[string]string{"bare": bare, "missing": "/nonexistent/python3"} {
+		dir := filepath.Join(jpath, "kernels", name)
+		spec := fmt.Sprintf(`{"argv": [%q, "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": %q, "language": "python"}`, argv0, name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "kernel.json"), []byte(spec), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jupyterPath := []string{"JUPYTER_PATH=" + jpath}
+	tests := []struct {
+		name      string
+		stdin     string
+		args      []string
+		code      int
+		stdout    string // regexp
+		stderr    string // regexp
+		env       []string // run as a subprocess with this environment
+	}{
+		{name: "output and result", args: []string{"run", "-c", "print('hi'); 1+1"}, stdout: `^hi\n2\n$`},
+		{name: "file", args: []string{"run", file}, stdout: `^line 0\nline 1\nline 2\n$`},
+		{name: "error exits non-zero with traceback", args: []string{"run", "-c", "1/0"}, code: 1, stderr: `ZeroDivisionError`},
+		{name: "stderr stream", args: []string{"run", "-c", "import sys; print('oops', file=sys.stderr)"}, stderr: `oops\n`},
+		{name: "input answered from stdin", stdin: "Ada\n", args: []string{"run", "-c", "n = input('name? '); print('hello', n)"}, stdout: `name\? .*hello Ada\n`},
+		{name: "plot note", args: []string{"run", "-c", "import matplotlib.pyplot as plt; plt.plot([1,2]); plt.show()"}, stdout: `^\[image/png \d+x\d+\]\n$`},
+		{name: "dataframe note", args: []string{"run", "-c", "import pandas as pd; pd.DataFrame({'a': [1]})"}, stdout: `\[application/vnd\.dataresource\+json \d+ B\] \[text/html \d+ B\]\n\s+a\n0\s+1\n`},
+		{name: "kernel death", args: []string{"run", "-c", "import os; os._exit(3)"}, code: 1, stderr: `kernel died: kernel process exited with status 3`},
+		{name: "missing interpreter", args: []string{"run", "--python", "/nonexistent/python3", "-c", "1", "--kernel", "nope"}, code: 1, stderr: `default kernelspec "nope" not found`},
+		{name: "spec with missing interpreter", env: jupyterPath, args: []string{"run", "--kernel", "missing", "-c", "1"}, code: 1, stderr: `kernel interpreter /nonexistent/python3 does not exist`},
+		{name: "spec without ipykernel", env: jupyterPath, args: []string{"run", "--kernel", "bare", "-c", "1"}, code: 1, stderr: `cannot import ipykernel: install the Debian package python3-ipykernel`},
+		{name: "neither code nor file", args: []string{"run"}, code: 2, stderr: `give either -c CODE or one FILE.py`},
+		{name: "missing file", args: []string{"run", "/nonexistent.py"}, code: 1, stderr: `no such file`},
+		{name: "bad flag value", args: []string{"run", "--transport", "udp", "-c", "1"}, code: 1, stderr: `transport.*want tcp or ipc`},
+		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
+		{name: "help", args: []string{"help"}, stdout: `kernelgate serve`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := tt.args
+			if len(args) > 0 && args[0] == "run" {
+				args = append([]string{"run", "--runtime-dir", filepath.Join(t.TempDir(), "rt")}, args[1:]...)
+			}
+			var stdout, stderr string
+			var code int
+			if tt.env != nil {
+				stdout, stderr, code = runProcess(t, tt.env, tt.stdin, args...)
+			} else {
+				stdout, stderr, code = runCLI(t, tt.stdin, args...)
+			}
+			if code != tt.code {
+				t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			if tt.stdout != "" && !regexp.MustCompile(tt.stdout).MatchString(stdout) {
+				t.Errorf("stdout %q does not match %q", stdout, tt.stdout)
+			}
+			if tt.stderr != "" && !regexp.MustCompile(tt.stderr).MatchString(stderr) {
+				t.Errorf("stderr %q does not match %q", stderr, tt.stderr)
+			}
+		})
+	}
+}
+
+func runProcess(t *testing.T, env []string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := kernelgate(t, args...)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	code = waitExit(t, cmd)
+	return out.String(), errb.String(), code
+}
+
+func TestServe_HealthMetricsAndGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	rt := filepath.Join(t.TempDir(), "rt")
+	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", rt)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	url := readURL(t, stdout)
+
+	for path, want := range map[string]string{
+		"/healthz": "ok\n",
+		"/readyz":  "ready\n",
+		"/metrics": "kernelgate_kernels_running 0",
+	} {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s = %d %q, want 200 containing %q", path, resp.StatusCode, body, want)
+		}
+	}
+	if _, err := os.Stat(rt); err != nil {
+		t.Fatalf("runtime dir not created: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd); code != 0 {
+		t.Fatalf("serve exited %d after SIGTERM; stderr:\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(rt); !os.IsNotExist(err) {
+		t.Fatalf("runtime dir left behind: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "kernelgate stopped") {
+		t.Fatalf("no shutdown log line in:\n%s", stderr.String())
+	}
+}
+
+// A SIGTERM to `kernelgate run` while the code runs stops the kernel and
+// everything it started: nothing outlives the gateway.
+func TestRun_SIGTERMLeavesNoProcess(t *testing.T) {
+	t.Parallel()
+	rt := filepath.Join(t.TempDir(), "rt")
+	code := "import subprocess, time\nprint(subprocess.Popen(['sleep', '1000']).pid, flush=True)\ntime.sleep(100)"
+	cmd := kernelgate(t, "run", "--runtime-dir", rt, "-c", code)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("first line %q is not a pid", line)
+	}
+	kernels := processesMentioning(rt)
+	if len(kernels) == 0 {
+		t.Fatal("found no kernel process for the runtime dir")
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, cmd)
+	for _, pid := range append(kernels, child) {
+		if alive(pid) {
+			t.Errorf("process %d survived kernelgate", pid)
+		}
+	}
+}
+
+func readURL(t *testing.T, r io.Reader) string {
+	t.Helper()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the serve banner: %v", err)
+	}
+	m := regexp.MustCompile(`http://\S+`).FindString(line)
+	if m == "" {
+		t.Fatalf("no URL in %q", line)
+	}
+	return m
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("process did not exit within 60s")
+	}
+	return -1
+}
+
+// processesMentioning lists live processes whose command line contains s.
+func processesMentioning(s string) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && bytes.Contains(b, []byte(s)) && alive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
