@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -97,6 +99,9 @@ func runCode(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 }
 
 func fail(w io.Writer, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -h printed the flags
+	}
 	fmt.Fprintf(w, "kernelgate: %v\n", err)
 	return 1
 }

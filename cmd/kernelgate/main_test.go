@@ -91,6 +91,7 @@ func TestRun_CLI(t *testing.T) {
 		{name: "bad flag value", args: []string{"run", "--transport", "udp", "-c", "1"}, code: 1, stderr: `transport.*want tcp or ipc`},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
 		{name: "help", args: []string{"help"}, stdout: `kernelgate serve`},
+		{name: "flag help", args: []string{"serve", "-h"}, stderr: `-addr address`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

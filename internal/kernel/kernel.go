@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -336,14 +335,15 @@ func (k *Kernel) launch(ctx context.Context, n int) (*incarnation, error) {
 		return nil, err
 	}
 	argv := k.spec.Command(path)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = filepath.Join(k.dir, "work")
-	cmd.Env = append(append([]string{}, k.cfg.Env...), envList(k.spec.Env)...)
+	env := append(append([]string{}, k.cfg.Env...), envList(k.spec.Env)...)
+	cmd := supervisor.Command(argv, filepath.Join(k.dir, "work"), env)
 	release() // the kernel binds the ports now
 	proc, err := supervisor.Start(ctx, cmd, supervisor.Options{
 		Stdout:    &lineLogger{log: k.log, stream: "kernel stdout"},
 		Stderr:    &lineLogger{log: k.log, stream: "kernel stderr"},
 		TermGrace: k.cfg.TermGrace, KillGrace: k.cfg.KillGrace, PoliteGrace: k.cfg.PoliteGrace,
+		// Orphans the kernel forked (pools, shells) must not outlive it.
+		KillGroupOnExit: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)

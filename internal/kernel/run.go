@@ -88,7 +88,6 @@ func (k *Kernel) run() {
 
 		// The process died (or never came up).
 		if inc != nil {
-			inc.proc.KillGroup() // orphans the kernel forked must not outlive it
 			inc.close()
 		}
 		k.mu.Lock()
@@ -368,7 +367,6 @@ func (k *Kernel) stop(inc *incarnation, restart bool) {
 	if err := inc.proc.Stop(context.Background(), polite); err != nil {
 		k.log.Warn("stop kernel process", "err", err)
 	}
-	inc.proc.KillGroup()
 	inc.close()
 	k.mu.Lock()
 	k.conn = nil

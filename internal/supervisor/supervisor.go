@@ -568,3 +568,12 @@ func (p *Process) hasExited() bool {
 		return false
 	}
 }
+
+// Command builds the *exec.Cmd that Start expects from an argv, a working
+// directory and a complete environment, so callers need not import os/exec.
+func Command(argv []string, dir string, env []string) *exec.Cmd {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = env
+	return cmd
+}
