@@ -110,6 +110,7 @@ type Facts struct {
 	CPU, NumCPU, Memory, Kernel, OS, Go             string
 	Python, IPyKernel, JupyterClient, PyZMQ, LibZMQ string
 	KernelArgv                                      string
+	Load                                            string // load averages around the runs
 }
 
 // Report is everything the markdown report is rendered from.
@@ -159,7 +160,7 @@ func Render(r Report) string {
 	w("| | |\n|---|---|\n")
 	for _, kv := range [][2]string{
 		{"CPU", r.Facts.CPU}, {"CPUs (nproc)", r.Facts.NumCPU}, {"Memory", r.Facts.Memory},
-		{"Kernel (uname)", r.Facts.Kernel}, {"OS", r.Facts.OS}, {"Go", r.Facts.Go},
+		{"Kernel (uname)", r.Facts.Kernel}, {"OS", r.Facts.OS}, {"Load", r.Facts.Load}, {"Go", r.Facts.Go},
 		{"Python", r.Facts.Python}, {"ipykernel", r.Facts.IPyKernel},
 		{"jupyter_client", r.Facts.JupyterClient}, {"pyzmq / libzmq", r.Facts.PyZMQ + " / " + r.Facts.LibZMQ},
 	} {

@@ -27,8 +27,8 @@ func testCtx(t testing.TB) context.Context {
 	return ctx
 }
 
-// streamEvent is an iopub stream event whose text is text.
-func streamEvent(t testing.TB, text string) Event {
+// testStreamEvent is an iopub stream event whose text is text.
+func testStreamEvent(t testing.TB, text string) Event {
 	t.Helper()
 	m, err := jmsg.New(jmsg.Stream, "session", "user", nil, jmsg.StreamContent{Name: "stdout", Text: text})
 	if err != nil {
@@ -37,18 +37,18 @@ func streamEvent(t testing.TB, text string) Event {
 	return Event{Channel: jmsg.IOPub, Msg: m}
 }
 
-// sizedEvent is an event whose eventSize is exactly size (>= 128).
-func sizedEvent(t testing.TB, tag string, size int) Event {
+// testSizedEvent is an event whose eventSize is exactly size (>= 128).
+func testSizedEvent(t testing.TB, tag string, size int) Event {
 	t.Helper()
 	n := size - 128
 	if n < len(tag)+2 {
-		t.Fatalf("sizedEvent(%q, %d): size too small", tag, size)
+		t.Fatalf("testSizedEvent(%q, %d): size too small", tag, size)
 	}
 	// A JSON string of exactly n bytes: quotes, the tag, then padding.
 	content := `"` + tag + strings.Repeat("x", n-len(tag)-2) + `"`
 	e := Event{Channel: jmsg.IOPub, Msg: &jmsg.Message{Header: jmsg.Header{MsgID: tag}, Content: json.RawMessage(content)}}
 	if got := eventSize(&e); got != size {
-		t.Fatalf("sizedEvent(%q, %d): eventSize = %d", tag, size, got)
+		t.Fatalf("testSizedEvent(%q, %d): eventSize = %d", tag, size, got)
 	}
 	return e
 }
@@ -95,7 +95,7 @@ func TestJournalSequenceNumbers(t *testing.T) {
 	stamp := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 	var got []uint64
 	for i := range 5 {
-		e := streamEvent(t, fmt.Sprint(i))
+		e := testStreamEvent(t, fmt.Sprint(i))
 		if i == 2 {
 			e.Time = stamp
 		}
@@ -130,7 +130,7 @@ func TestJournalSequenceNumbersSingleSlot(t *testing.T) {
 	for _, max := range []int{-3, 0, 1} {
 		j := NewJournal(max, 0)
 		for want := uint64(1); want <= 3; want++ {
-			if got := j.Append(streamEvent(t, "x")); got != want {
+			if got := j.Append(testStreamEvent(t, "x")); got != want {
 				t.Fatalf("NewJournal(%d): Append #%d = %d", max, want, got)
 			}
 		}
@@ -147,7 +147,7 @@ func TestJournalSequenceNumbersSingleSlot(t *testing.T) {
 func TestJournalRead(t *testing.T) {
 	j := NewJournal(32, 0)
 	for i := 1; i <= 10; i++ {
-		j.Append(streamEvent(t, fmt.Sprintf("line %d", i)))
+		j.Append(testStreamEvent(t, fmt.Sprintf("line %d", i)))
 	}
 	tests := []struct {
 		after uint64
@@ -191,7 +191,7 @@ func TestJournalRead(t *testing.T) {
 
 func TestJournalLifecycleEvents(t *testing.T) {
 	j := NewJournal(8, 0)
-	j.Append(streamEvent(t, "a"))
+	j.Append(testStreamEvent(t, "a"))
 	life := &Lifecycle{Kind: LifeDied, Reason: "kernel died: killed by SIGKILL", StateLost: true, State: Dead}
 	if got := j.Append(Event{Life: life}); got != 2 {
 		t.Fatalf("Append(lifecycle) = %d, want 2", got)
@@ -216,7 +216,7 @@ func TestJournalEvictionByCountGap(t *testing.T) {
 	j := NewJournal(size, 0)
 	const total = 3*size + 2 // the ring wraps three times
 	for i := 1; i <= total; i++ {
-		if got := j.Append(streamEvent(t, fmt.Sprint(i))); got != uint64(i) {
+		if got := j.Append(testStreamEvent(t, fmt.Sprint(i))); got != uint64(i) {
 			t.Fatalf("Append #%d = %d", i, got)
 		}
 	}
@@ -258,7 +258,7 @@ func TestJournalEvictionByBytes(t *testing.T) {
 	const ev = 1000
 	j := NewJournal(100, 3500) // holds three 1000-byte events
 	for i := 1; i <= 5; i++ {
-		j.Append(sizedEvent(t, fmt.Sprintf("small-%d", i), ev))
+		j.Append(testSizedEvent(t, fmt.Sprintf("small-%d", i), ev))
 		checkBytes(t, j)
 	}
 	ctx := testCtx(t)
@@ -299,7 +299,7 @@ func TestJournalEvictionByBytes(t *testing.T) {
 
 	// An event bigger than the whole budget evicts everything else but is
 	// itself kept.
-	if got := j.Append(sizedEvent(t, "huge", 10*3500)); got != 6 {
+	if got := j.Append(testSizedEvent(t, "huge", 10*3500)); got != 6 {
 		t.Fatalf("Append(huge) = %d, want 6", got)
 	}
 	checkBytes(t, j)
@@ -307,7 +307,7 @@ func TestJournalEvictionByBytes(t *testing.T) {
 	expectHeld(5, "huge")
 
 	// The next small event pushes the huge one out.
-	j.Append(sizedEvent(t, "small-7", ev))
+	j.Append(testSizedEvent(t, "small-7", ev))
 	checkBytes(t, j)
 	expectGap(5, 7)
 	expectHeld(6, "small-7")
@@ -322,7 +322,7 @@ func TestJournalUnboundedBytes(t *testing.T) {
 	// maxBytes <= 0 means no byte bound: only the count evicts.
 	j := NewJournal(10, 0)
 	for i := 1; i <= 10; i++ {
-		j.Append(sizedEvent(t, fmt.Sprint(i), 1<<20))
+		j.Append(testSizedEvent(t, fmt.Sprint(i), 1<<20))
 	}
 	evs, err := j.Read(testCtx(t), 0, 0)
 	if err != nil {
@@ -351,7 +351,7 @@ func TestJournalReadAheadIsBadPosition(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			j := NewJournal(8, 0)
 			for range tt.events {
-				j.Append(streamEvent(t, "x"))
+				j.Append(testStreamEvent(t, "x"))
 			}
 			if tt.close {
 				j.Close()
@@ -377,8 +377,8 @@ func TestJournalReadAheadIsBadPosition(t *testing.T) {
 func TestJournalBlockedReadWakesOnAppend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := NewJournal(8, 0)
-		j.Append(streamEvent(t, "before-1"))
-		j.Append(streamEvent(t, "before-2"))
+		j.Append(testStreamEvent(t, "before-1"))
+		j.Append(testStreamEvent(t, "before-2"))
 
 		type result struct {
 			evs []Event
@@ -396,7 +396,7 @@ func TestJournalBlockedReadWakesOnAppend(t *testing.T) {
 		default:
 		}
 
-		want := streamEvent(t, "wake up")
+		want := testStreamEvent(t, "wake up")
 		if got := j.Append(want); got != 3 {
 			t.Fatalf("Append = %d, want 3", got)
 		}
@@ -433,7 +433,7 @@ func TestJournalBlockedReadWakesOnAppendRealTime(t *testing.T) {
 	for range readers {
 		<-started
 	}
-	e := streamEvent(t, "first")
+	e := testStreamEvent(t, "first")
 	j.Append(e)
 	for range readers {
 		select {
@@ -452,7 +452,7 @@ func TestJournalBlockedReadWakesOnAppendRealTime(t *testing.T) {
 func TestJournalReadContextCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := NewJournal(8, 0)
-		j.Append(streamEvent(t, "x"))
+		j.Append(testStreamEvent(t, "x"))
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() {
@@ -486,7 +486,7 @@ func TestJournalReadContextDeadline(t *testing.T) {
 func TestJournalReadCanceledContextStillReturnsHeldEvents(t *testing.T) {
 	// Events already held are returned without looking at ctx.
 	j := NewJournal(8, 0)
-	j.Append(streamEvent(t, "x"))
+	j.Append(testStreamEvent(t, "x"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	evs, err := j.Read(ctx, 0, 0)
@@ -502,7 +502,7 @@ func TestJournalClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := NewJournal(8, 0)
 		for range 3 {
-			j.Append(streamEvent(t, "x"))
+			j.Append(testStreamEvent(t, "x"))
 		}
 		// A reader parked at the end when Close comes.
 		parked := make(chan error, 1)
@@ -540,7 +540,7 @@ func TestJournalClose(t *testing.T) {
 		}
 
 		// Appending to a closed journal is a no-op.
-		if seq := j.Append(streamEvent(t, "late")); seq != 0 {
+		if seq := j.Append(testStreamEvent(t, "late")); seq != 0 {
 			t.Errorf("Append after Close = %d, want 0", seq)
 		}
 		if last := j.Last(); last != 3 {
@@ -560,7 +560,7 @@ func TestJournalCloseEmpty(t *testing.T) {
 	if _, err := j.Read(testCtx(t), 0, 0); !errors.Is(err, ErrJournalClosed) {
 		t.Fatalf("Read of a closed empty journal = %v, want ErrJournalClosed", err)
 	}
-	if seq := j.Append(streamEvent(t, "x")); seq != 0 {
+	if seq := j.Append(testStreamEvent(t, "x")); seq != 0 {
 		t.Errorf("Append after Close = %d, want 0", seq)
 	}
 }
@@ -662,7 +662,7 @@ func TestJournalConcurrent(t *testing.T) {
 
 func BenchmarkJournalAppend(b *testing.B) {
 	j := NewJournal(1024, 1<<20)
-	e := streamEvent(b, strings.Repeat("x", 80))
+	e := testStreamEvent(b, strings.Repeat("x", 80))
 	b.ReportAllocs()
 	for b.Loop() {
 		j.Append(e)
@@ -672,7 +672,7 @@ func BenchmarkJournalAppend(b *testing.B) {
 func BenchmarkJournalRead(b *testing.B) {
 	const held = 1024
 	j := NewJournal(held, 0)
-	e := streamEvent(b, strings.Repeat("x", 80))
+	e := testStreamEvent(b, strings.Repeat("x", 80))
 	for range held {
 		j.Append(e)
 	}

@@ -5,11 +5,13 @@ import (
 	"testing"
 )
 
-var allStates = []State{Starting, Idle, Busy, Restarting, Dead}
+var testStates = []State{Starting, Idle, Busy, Restarting, Dead}
 
-var allEvents = []stateEvent{evLaunch, evReady, evBusy, evIdle, evRestart, evDied}
+var testEvents = []stateEvent{evLaunch, evReady, evBusy, evIdle, evRestart, evDied}
 
-func (ev stateEvent) String() string {
+// evName names a state event in test output. (A helper rather than a
+// String method, so state.go stays free to add one.)
+func evName(ev stateEvent) string {
 	switch ev {
 	case evLaunch:
 		return "evLaunch"
@@ -72,22 +74,22 @@ func TestNextTable(t *testing.T) {
 		},
 	}
 	n := 0
-	for _, s := range allStates {
-		for _, ev := range allEvents {
+	for _, s := range testStates {
+		for _, ev := range testEvents {
 			w, ok := want[s][ev]
 			if !ok {
-				t.Fatalf("table misses %s × %s", s, ev)
+				t.Fatalf("table misses %s × %s", s, evName(ev))
 			}
 			n++
-			t.Run(fmt.Sprintf("%s/%s", s, ev), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/%s", s, evName(ev)), func(t *testing.T) {
 				if got := next(s, ev); got != w {
-					t.Errorf("next(%s, %s) = %s, want %s", s, ev, got, w)
+					t.Errorf("next(%s, %s) = %s, want %s", s, evName(ev), got, w)
 				}
 			})
 		}
 	}
-	if n != len(allStates)*len(allEvents) {
-		t.Fatalf("checked %d transitions, want %d", n, len(allStates)*len(allEvents))
+	if n != len(testStates)*len(testEvents) {
+		t.Fatalf("checked %d transitions, want %d", n, len(testStates)*len(testEvents))
 	}
 }
 
@@ -95,14 +97,14 @@ func TestNextLateStatusNeverRevives(t *testing.T) {
 	for _, s := range []State{Dead, Starting, Restarting} {
 		for _, ev := range []stateEvent{evBusy, evIdle} {
 			if got := next(s, ev); got != s {
-				t.Errorf("late %s moved %s to %s; want it unchanged", ev, s, got)
+				t.Errorf("late %s moved %s to %s; want it unchanged", evName(ev), s, got)
 			}
 		}
 	}
 }
 
 func TestNextRestartFromAnything(t *testing.T) {
-	for _, s := range append(allStates, State("bogus")) {
+	for _, s := range append(testStates, State("bogus")) {
 		if got := next(s, evRestart); got != Restarting {
 			t.Errorf("next(%s, evRestart) = %s, want restarting", s, got)
 		}
@@ -113,10 +115,10 @@ func TestNextRestartFromAnything(t *testing.T) {
 }
 
 func TestNextUnknownEventKeepsState(t *testing.T) {
-	for _, s := range allStates {
+	for _, s := range testStates {
 		for _, ev := range []stateEvent{-1, evDied + 1, 99} {
 			if got := next(s, ev); got != s {
-				t.Errorf("next(%s, %s) = %s, want unchanged", s, ev, got)
+				t.Errorf("next(%s, %s) = %s, want unchanged", s, evName(ev), got)
 			}
 		}
 	}
@@ -147,7 +149,7 @@ func TestNextRestartSequence(t *testing.T) {
 	for i, st := range steps {
 		s = next(s, st.ev)
 		if s != st.want {
-			t.Fatalf("step %d (%s): state %s, want %s", i, st.ev, s, st.want)
+			t.Fatalf("step %d (%s): state %s, want %s", i, evName(st.ev), s, st.want)
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package zmqconn
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -119,6 +121,7 @@ func TestConn_RequestReplyAndHeartbeat(t *testing.T) {
 			if err := proc.Signal(syscall.SIGSTOP); err != nil {
 				t.Fatal(err)
 			}
+			waitState(t, proc.Pid(), 'T') // kill returns before the stop takes effect
 			if err := ping(300 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("ping a stopped kernel: %v, want deadline exceeded", err)
 			}
@@ -169,5 +172,24 @@ func TestDial_GivesUpWhenNobodyListens(t *testing.T) {
 			t.Fatalf("goroutines: %d before, %d after", before, runtime.NumGoroutine())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitState waits until /proc says the process is in the given state.
+func waitState(t *testing.T, pid int, state byte) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d never reached state %c: %s", pid, state, b)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
