@@ -584,3 +584,31 @@ func jsonEqual(t *testing.T, want string, got json.RawMessage) bool {
 	}
 	return cmp.Equal(w, g)
 }
+
+// A missing pandas date is null, not the string "NaT".
+func TestBootstrapJSONableNaT(t *testing.T) {
+	const script = `
+import sys, json
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+assert ip.run_cell(sys.stdin.read(), silent=True, store_history=False).success
+import pandas as pd
+kg = sys.modules["_kernelgate"]
+df = pd.DataFrame({"t": [pd.Timestamp("2024-01-01"), None]})
+print(json.dumps([kg.jsonable(pd.NaT), kg.frame_preview(df, 5)["data"]]))
+`
+	cmd := exec.CommandContext(t.Context(), "/usr/bin/python3", "-c", script)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), "IPYTHONDIR="+t.TempDir())
+	cmd.Stdin = strings.NewReader(Code())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, stderr.String())
+	}
+	want := `[null, [{"t": "2024-01-01T00:00:00"}, {"t": null}]]`
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("jsonable of NaT:\n got %s\nwant %s", got, want)
+	}
+}

@@ -108,6 +108,9 @@ def jsonable(v, depth=0):
     if isinstance(v, decimal.Decimal):
         return jsonable(float(v))
     if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        pd = sys.modules.get("pandas")
+        if pd is not None and v is pd.NaT:  # NaT is a datetime subclass
+            return None
         return v.isoformat()
     if isinstance(v, dict):
         return {str(k): jsonable(x, depth + 1) for k, x in v.items()}

@@ -153,6 +153,9 @@ func (c Config) Validate() error {
 	default:
 		bad("transport", c.Kernel.Transport, "want tcp or ipc")
 	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", c.ShutdownTimeout.String(), "must be positive")
+	}
 	if c.Kernel.StartTimeout <= 0 {
 		bad("kernel-start-timeout", c.Kernel.StartTimeout.String(), "must be positive")
 	}

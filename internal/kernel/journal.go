@@ -112,13 +112,13 @@ func (j *Journal) Append(e Event) uint64 {
 	if j.closed {
 		return 0
 	}
+	if j.count == len(j.ring) {
+		j.evictOldest() // before next moves: evictOldest finds the oldest from it
+	}
 	e.Seq = j.next
 	j.next++
 	if e.Time.IsZero() {
 		e.Time = time.Now()
-	}
-	if j.count == len(j.ring) {
-		j.evictOldest()
 	}
 	i := int((e.Seq - 1) % uint64(len(j.ring)))
 	j.ring[i], j.sizes[i] = e, size
