@@ -89,6 +89,10 @@ func runCode(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		c.LogLevel = "warn" // the terminal is for the code's output
 	}
 	ok, err := app.RunCode(ctx, c, app.NewLogger(c, stderr), code, stdin, stdout, stderr)
+	if ctx.Err() != nil {
+		fmt.Fprintln(stderr, "kernelgate: stopped by a signal; the kernel was shut down")
+		return 130
+	}
 	if err != nil {
 		return fail(stderr, err)
 	}

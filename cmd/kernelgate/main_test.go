@@ -212,11 +212,47 @@ func TestRun_SIGTERMLeavesNoProcess(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, cmd)
+	if code := waitExit(t, cmd); code != 130 {
+		t.Errorf("exit code after SIGTERM = %d, want 130", code)
+	}
 	for _, pid := range append(kernels, child) {
 		if alive(pid) {
 			t.Errorf("process %d survived kernelgate", pid)
 		}
+	}
+}
+
+// A SIGTERM while the code waits in input() ends the run at once, although
+// the terminal read it was blocked in never returns on its own.
+func TestRun_SIGTERMWhileWaitingForInput(t *testing.T) {
+	t.Parallel()
+	cmd := kernelgate(t, "run", "--runtime-dir", filepath.Join(t.TempDir(), "rt"), "-c", "print('asking', flush=True); input('name? ')")
+	stdin, err := cmd.StdinPipe() // kept open: no answer, no EOF
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	r := bufio.NewReader(stdout)
+	if line, err := r.ReadString('\n'); err != nil || line != "asking\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	prompt := make([]byte, len("name? "))
+	if _, err := io.ReadFull(r, prompt); err != nil || string(prompt) != "name? " {
+		t.Fatalf("prompt %q, %v", prompt, err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd); code != 130 {
+		t.Fatalf("exit code %d, want 130", code)
 	}
 }
 

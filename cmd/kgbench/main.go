@@ -140,6 +140,16 @@ func bench(ctx context.Context, p Params, runs int, python, baseline string, pro
 	fmt.Fprintf(progress, "kgbench: %d runs took %s\n", runs, time.Since(began).Round(time.Second))
 
 	argv := strings.Join(specs[c.KernelSpec].Argv, " ")
+	// The comparison is only fair if both sides start the same kernel
+	// command; say so in the report when they do not.
+	if da := base[0].Argv; len(da) > 0 {
+		da = append([]string(nil), da...)
+		da[len(da)-1] = "{connection_file}"
+		if direct := strings.Join(da, " "); direct != argv {
+			fmt.Fprintf(progress, "kgbench: warning: the sides start different kernels: engine %q, direct %q\n", argv, direct)
+			argv = "engine: " + argv + "; direct: " + direct
+		}
+	}
 	f := facts(base[0], argv)
 	f.Load = fmt.Sprintf("%s before, %s after (1/5/15-minute load averages)", loadBefore, loadAvg())
 	return Report{
@@ -165,7 +175,9 @@ func runBaseline(ctx context.Context, python, script string, p Params) (Samples,
 	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
 		return s, fmt.Errorf("parse baseline output: %w; stdout: %s", err, tail(stdout.String(), 500))
 	}
-	if len(s.ExecuteMS) != p.N || len(s.KernelInfoMS) != p.N || len(s.StartMS) != p.Starts {
+	if len(s.ExecuteMS) != p.N || len(s.KernelInfoMS) != p.N || len(s.StartMS) != p.Starts ||
+		len(s.ExecuteBKC) != p.N || len(s.KernelInfoBKC) != p.N ||
+		len(s.StreamMS["noflush"]) == 0 || len(s.StreamMS["flush"]) == 0 {
 		return s, errors.New("baseline output is missing samples")
 	}
 	return s, nil

@@ -14,6 +14,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/kernel"
@@ -33,7 +34,7 @@ func Run(ctx context.Context, k *kernel.Kernel, code string, in io.Reader, out, 
 		case e.Life != nil:
 			fmt.Fprintf(errw, "[kernel %s: %s]\n", e.Life.Kind, e.Life.Reason)
 		case e.Msg.Type() == jmsg.InputRequest:
-			return answer(k, e.Msg, lines, out)
+			return answer(ctx, k, e.Msg, in, lines, out)
 		default:
 			Render(e.Msg, out, errw)
 		}
@@ -49,15 +50,28 @@ func Run(ctx context.Context, k *kernel.Kernel, code string, in io.Reader, out, 
 	return reply.Status == "ok", nil
 }
 
-func answer(k *kernel.Kernel, req *jmsg.Message, lines *bufio.Reader, out io.Writer) error {
+// answer prompts on out, reads one line and sends it to the kernel. The
+// read must not outlive ctx (a SIGTERM while the code waits for input): a
+// pollable input (a pipe, a terminal) is unblocked with a read deadline;
+// otherwise the reading goroutine is left to end with the process.
+func answer(ctx context.Context, k *kernel.Kernel, req *jmsg.Message, in io.Reader, lines *bufio.Reader, out io.Writer) error {
 	var c jmsg.InputRequestContent
 	_ = req.Decode(&c)
 	fmt.Fprint(out, c.Prompt)
-	line, err := lines.ReadString('\n')
-	if err != nil && line == "" {
-		line = "" // no more input: answer empty, as a closed terminal would
+	got := make(chan string, 1)
+	go func() {
+		line, _ := lines.ReadString('\n') // at EOF: answer empty, as a closed terminal would
+		got <- strings.TrimRight(line, "\r\n")
+	}()
+	select {
+	case line := <-got:
+		return k.Input(line)
+	case <-ctx.Done():
+		if d, ok := in.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Now()) == nil {
+			<-got
+		}
+		return ctx.Err()
 	}
-	return k.Input(strings.TrimRight(line, "\r\n"))
 }
 
 // Render writes one kernel output message in terminal form.

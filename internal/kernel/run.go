@@ -358,6 +358,12 @@ func (k *Kernel) failAll(err *DiedError) {
 // then SIGTERM, then SIGKILL, each bounded.
 func (k *Kernel) stop(inc *incarnation, restart bool) {
 	polite := func(ctx context.Context) error {
+		// A kernel busy in user code (or blocked in input()) does not act on
+		// shutdown_request until the code returns: interrupt it first. An
+		// idle ipykernel ignores SIGINT, so a race with going idle is harmless.
+		if k.State() == Busy && k.spec.InterruptMode != "message" {
+			_ = inc.proc.Signal(syscall.SIGINT)
+		}
 		m, err := jmsg.New(jmsg.ShutdownRequest, k.session, k.cfg.Username, nil, jmsg.ShutdownContent{Restart: restart})
 		if err != nil {
 			return err
