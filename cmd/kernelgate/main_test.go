@@ -67,13 +67,13 @@ func TestRun_CLI(t *testing.T) {
 	}
 	jupyterPath := []string{"JUPYTER_PATH=" + jpath}
 	tests := []struct {
-		name      string
-		stdin     string
-		args      []string
-		code      int
-		stdout    string // regexp
-		stderr    string // regexp
-		env       []string // run as a subprocess with this environment
+		name   string
+		stdin  string
+		args   []string
+		code   int
+		stdout string   // regexp
+		stderr string   // regexp
+		env    []string // run as a subprocess with this environment
 	}{
 		{name: "output and result", args: []string{"run", "-c", "print('hi'); 1+1"}, stdout: `^hi\n2\n$`},
 		{name: "file", args: []string{"run", file}, stdout: `^line 0\nline 1\nline 2\n$`},
