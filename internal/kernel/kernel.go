@@ -62,6 +62,7 @@ type Kernel struct {
 	spec    kernelspec.Spec
 	cfg     Config
 	log     *slog.Logger
+	metrics Metrics
 	journal *Journal
 	session string // the gateway's Jupyter session id for requests it sends
 	dir     string // runtime dir: connection files, ipc sockets, work dir
@@ -454,7 +455,7 @@ func envList(m map[string]string) []string {
 }
 
 // newKernel prepares a kernel; run starts it.
-func newKernel(id string, spec kernelspec.Spec, cfg Config, log *slog.Logger) (*Kernel, error) {
+func newKernel(id string, spec kernelspec.Spec, cfg Config, log *slog.Logger, m Metrics) (*Kernel, error) {
 	dir := filepath.Join(cfg.RuntimeDir, id)
 	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o700); err != nil {
 		return nil, fmt.Errorf("create kernel dir: %w", err)
@@ -464,6 +465,7 @@ func newKernel(id string, spec kernelspec.Spec, cfg Config, log *slog.Logger) (*
 		spec:     spec,
 		cfg:      cfg,
 		log:      log.With("kernel_id", id),
+		metrics:  m,
 		journal:  NewJournal(cfg.JournalEvents, cfg.JournalBytes),
 		session:  uuid.NewString(),
 		dir:      dir,

@@ -73,12 +73,16 @@ func DefaultConfig() Config {
 type Metrics interface {
 	KernelStarted(spec string, took time.Duration)
 	KernelsRunning(n int)
+	KernelDied()
+	KernelRestarted()
 }
 
 type nopMetrics struct{}
 
 func (nopMetrics) KernelStarted(string, time.Duration) {}
 func (nopMetrics) KernelsRunning(int)                  {}
+func (nopMetrics) KernelDied()                         {}
+func (nopMetrics) KernelRestarted()                    {}
 
 // StartOptions says which kernel to start.
 type StartOptions struct {
@@ -128,7 +132,7 @@ func (m *Manager) Start(ctx context.Context, opts StartOptions) (*Kernel, error)
 		return nil, fmt.Errorf("no such kernelspec %q: %w", name, ErrNotFound)
 	}
 	id := uuid.NewString()
-	k, err := newKernel(id, spec, m.cfg, m.log)
+	k, err := newKernel(id, spec, m.cfg, m.log, m.metrics)
 	if err != nil {
 		return nil, err
 	}

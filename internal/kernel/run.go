@@ -101,6 +101,7 @@ func (k *Kernel) run() {
 		}
 		k.failAll(&DiedError{Reason: out.reason + "; its state was lost"})
 		k.log.Warn("kernel died", "reason", out.reason)
+		k.metrics.KernelDied()
 		if first {
 			k.mu.Lock()
 			k.startErr = fmt.Errorf("%w: %s", ErrStartFailed, out.reason)
@@ -152,6 +153,7 @@ func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 }
 
 func (k *Kernel) bumpRestarts() {
+	k.metrics.KernelRestarted()
 	k.mu.Lock()
 	k.restarts++
 	k.mu.Unlock()

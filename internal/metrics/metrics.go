@@ -17,6 +17,8 @@ type Metrics struct {
 	reg            *prometheus.Registry
 	kernelsRunning prometheus.Gauge
 	kernelStart    *prometheus.HistogramVec
+	kernelDeaths   prometheus.Counter
+	kernelRestarts prometheus.Counter
 }
 
 // New registers kernelgate's collectors (and the Go and process
@@ -34,8 +36,16 @@ func New() *Metrics {
 			Help:    "Time from launch to a kernel ready to execute.",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30},
 		}, []string{"spec"}),
+		kernelDeaths: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kernelgate_kernel_deaths_total",
+			Help: "Kernel processes that died without being asked to (exit, signal, lost heartbeat, failed start).",
+		}),
+		kernelRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kernelgate_kernel_restarts_total",
+			Help: "Kernel restarts, automatic or requested.",
+		}),
 	}
-	reg.MustRegister(m.kernelsRunning, m.kernelStart,
+	reg.MustRegister(m.kernelsRunning, m.kernelStart, m.kernelDeaths, m.kernelRestarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -52,3 +62,9 @@ func (m *Metrics) KernelStarted(spec string, took time.Duration) {
 
 // KernelsRunning sets the number of managed kernels.
 func (m *Metrics) KernelsRunning(n int) { m.kernelsRunning.Set(float64(n)) }
+
+// KernelDied counts a kernel death.
+func (m *Metrics) KernelDied() { m.kernelDeaths.Inc() }
+
+// KernelRestarted counts a kernel restart.
+func (m *Metrics) KernelRestarted() { m.kernelRestarts.Inc() }

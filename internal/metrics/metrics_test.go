@@ -12,6 +12,9 @@ func TestMetrics_Exposed(t *testing.T) {
 	m := New()
 	m.KernelsRunning(3)
 	m.KernelStarted("python3", 700*time.Millisecond)
+	m.KernelDied()
+	m.KernelRestarted()
+	m.KernelRestarted()
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL)
@@ -24,6 +27,8 @@ func TestMetrics_Exposed(t *testing.T) {
 		"kernelgate_kernels_running 3",
 		`kernelgate_kernel_start_seconds_bucket{spec="python3",le="1"} 1`,
 		`kernelgate_kernel_start_seconds_bucket{spec="python3",le="0.5"} 0`,
+		"kernelgate_kernel_deaths_total 1",
+		"kernelgate_kernel_restarts_total 2",
 		"go_goroutines",
 	} {
 		if !strings.Contains(string(body), want) {
