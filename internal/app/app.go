@@ -17,6 +17,7 @@ import (
 
 	"github.com/kernelgate/kernelgate/internal/config"
 	"github.com/kernelgate/kernelgate/internal/console"
+	"github.com/kernelgate/kernelgate/internal/flowapi"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
 	"github.com/kernelgate/kernelgate/internal/metrics"
@@ -97,6 +98,13 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	}
 	var shuttingDown atomic.Bool
 	mux := http.NewServeMux()
+	anonymous := func(*http.Request) string { return "anonymous" } // until auth exists
+	sessions := flowapi.NewSessions(c.Flow, mgr, log)
+	ws := flowapi.NewWS(c.Flow, sessions, anonymous, log)
+	flowapi.NewHTTP(c.Flow, sessions, anonymous, func() int { return len(mgr.List()) }).Register(mux, ws)
+	sctxRun, stopSessions := context.WithCancel(context.Background())
+	sessionsDone := make(chan error, 1)
+	go func() { sessionsDone <- sessions.Run(sctxRun) }()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
@@ -140,6 +148,9 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	ws.Close() // hijacked connections are not closed by Shutdown
+	stopSessions()
+	<-sessionsDone
 	if cerr := mgr.Close(sctx); cerr != nil {
 		log.Warn("kernels did not stop within the shutdown timeout", "err", cerr)
 	}

@@ -34,3 +34,26 @@ func LoadDatasetsExpr(datasetsJSON []byte) string {
 	return fmt.Sprintf("__import__('_kernelgate').load_datasets_b64('%s')",
 		base64.StdEncoding.EncodeToString(datasetsJSON))
 }
+
+// FlowStateExpr is a user expression whose value (as application/json) is
+// the state an AdeloopFlow final message carries:
+//
+//	{"variables": {name: value}, "dataframe_variables": [{"name", "data",
+//	 "columns": [{"key", "label"}], "shape": [rows, cols], "truncated"}]}
+//
+// Variables are in the value style of the latest AdeloopFlow backend but
+// bounded: small values as themselves, big containers and arrays as
+// {"type", "length" or "shape", "truncated": true}, DataFrames and Series as
+// previews of at most maxRows rows. At most maxVars variables and maxVars
+// DataFrames are listed. NaN and infinities are null.
+func FlowStateExpr(maxRows, maxVars int) string {
+	return fmt.Sprintf("__import__('_kernelgate').flow_state(%d, %d)", maxRows, maxVars)
+}
+
+// SetVariablesExpr is a user expression that sets the names of a JSON
+// object (a client's variableContext) in the user's namespace and evaluates
+// to {"set": [...], "errors": [...]}.
+func SetVariablesExpr(objectJSON []byte) string {
+	return fmt.Sprintf("__import__('_kernelgate').set_variables_b64('%s')",
+		base64.StdEncoding.EncodeToString(objectJSON))
+}

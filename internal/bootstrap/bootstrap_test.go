@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -611,4 +612,298 @@ print(json.dumps([kg.jsonable(pd.NaT), kg.frame_preview(df, 5)["data"]]))
 	if got := strings.TrimSpace(string(out)); got != want {
 		t.Errorf("jsonable of NaT:\n got %s\nwant %s", got, want)
 	}
+}
+
+func TestFlowStateExpr(t *testing.T) {
+	tests := []struct {
+		rows, vars int
+		want       string
+	}{
+		{20, 200, "__import__('_kernelgate').flow_state(20, 200)"},
+		{0, 0, "__import__('_kernelgate').flow_state(0, 0)"},
+		{5, 3, "__import__('_kernelgate').flow_state(5, 3)"},
+	}
+	for _, tt := range tests {
+		if got := FlowStateExpr(tt.rows, tt.vars); got != tt.want {
+			t.Errorf("FlowStateExpr(%d, %d) = %q, want %q", tt.rows, tt.vars, got, tt.want)
+		}
+	}
+	if !strings.Contains(Code(), "def flow_state(") {
+		t.Error("Code() does not define flow_state")
+	}
+}
+
+// flowStateHarness evaluates FlowStateExpr through user_expressions, as the
+// gateway does, in a real IPython shell. It prints "KGRESULT <json>".
+const flowStateHarness = `
+import json, sys
+from IPython.core.interactiveshell import InteractiveShell
+
+cfg = json.load(sys.stdin)
+ip = InteractiveShell.instance()
+assert ip.run_cell(cfg["code"], silent=True, store_history=False).success
+res = {}
+
+def state(expr):
+    out = ip.user_expressions({"e": expr})["e"]
+    if out.get("status") != "ok":
+        return {"status": out.get("status"), "ename": out.get("ename"), "evalue": out.get("evalue")}
+    obj = out["data"].get("application/json")
+    text = json.dumps(obj, allow_nan=False)  # what the kernel's packer does
+    return {
+        "status": "ok",
+        "mimes": sorted(out["data"]),
+        "json": obj,
+        "bytes": len(text.encode("utf-8")),
+        "var_names": list(obj["variables"]) if isinstance(obj, dict) else None,
+        "frame_names": [f["name"] for f in obj["dataframe_variables"]] if isinstance(obj, dict) else None,
+    }
+
+r = ip.run_cell(cfg["setup"])
+res["setup_ok"] = bool(r.success)
+res["setup_error"] = "" if r.success else repr(r.error_before_exec or r.error_in_exec)
+before = set(ip.user_ns)
+res["state"] = state(cfg["expr"])
+res["few"] = state(cfg["few_expr"])
+res["new_names"] = sorted(set(ip.user_ns) - before)
+
+ip.reset()
+r = ip.run_cell(cfg["many_frames"])
+res["many_ok"] = bool(r.success)
+res["many"] = state(cfg["many_expr"])
+print("KGRESULT " + json.dumps(res, allow_nan=False))
+`
+
+type flowStateResult struct {
+	Status     string          `json:"status"`
+	Ename      string          `json:"ename"`
+	Evalue     string          `json:"evalue"`
+	Mimes      []string        `json:"mimes"`
+	JSON       json.RawMessage `json:"json"`
+	Bytes      int             `json:"bytes"`
+	VarNames   []string        `json:"var_names"`
+	FrameNames []string        `json:"frame_names"`
+}
+
+type flowFrame struct {
+	Name      string              `json:"name"`
+	Data      []map[string]any    `json:"data"`
+	Columns   []map[string]string `json:"columns"`
+	Shape     []int               `json:"shape"`
+	Truncated bool                `json:"truncated"`
+}
+
+type flowState struct {
+	Variables          map[string]json.RawMessage `json:"variables"`
+	DataFrameVariables []flowFrame                `json:"dataframe_variables"`
+}
+
+func (r flowStateResult) decode(t *testing.T, what string) flowState {
+	t.Helper()
+	if r.Status != "ok" {
+		t.Fatalf("%s: %s %s: %s", what, r.Status, r.Ename, r.Evalue)
+	}
+	if !slices.Contains(r.Mimes, "application/json") {
+		t.Errorf("%s: mimes %v, want application/json among them", what, r.Mimes)
+	}
+	var s flowState
+	if err := json.Unmarshal(r.JSON, &s); err != nil {
+		t.Fatalf("%s: JSON %s: %v", what, r.JSON, err)
+	}
+	return s
+}
+
+func TestFlowStateInIPython(t *testing.T) {
+	setup := strings.Join([]string{
+		"import os, math, datetime",
+		"import pandas as pd",
+		"import numpy as np",
+		"big = pd.DataFrame({'a': range(10000), 'b': ['x'] * 10000})",
+		"small = pd.DataFrame({'n': [1.5, float('nan')], 's': ['u', None]})",
+		"nan = float('nan')",
+		"inf = float('inf')",
+		"i64 = np.int64(7)",
+		"f32 = np.float32(0.5)",
+		"word = 'hello'",
+		"long = 'y' * 5000",
+		"huge_list = list(range(10**6))",
+		"small_list = [1, 2.5, None, 'x', float('nan'), np.int64(3)]",
+		"tup = (1, 2)",
+		"one_set = {3}",
+		"nested = {'k': [1, {'z': float('inf')}], 2: 'two'}",
+		"fat_list = ['z' * 1000] * 50",
+		"many_dict = {i: i for i in range(101)}",
+		"arr = np.arange(3, dtype=np.int64)",
+		"big_arr = np.zeros((100, 100))",
+		"ser = pd.Series(range(50), name='s')",
+		"when = datetime.date(2024, 2, 29)",
+		"bigint = 10**5000",
+		"class Thing:\n    def __repr__(self):\n        return 'Thing()'",
+		"thing = Thing()",
+		"class Bad:\n    def __repr__(self):\n        raise RuntimeError('no repr')",
+		"bad = Bad()",
+		"def f():\n    pass",
+		"alias = big",
+		"fat_cells = pd.DataFrame({'t': ['w' * 100000] * 5, 'n': range(5)})",
+	}, "\n")
+	in := map[string]any{
+		"code":        Code(),
+		"setup":       setup,
+		"expr":        FlowStateExpr(5, 200),
+		"few_expr":    FlowStateExpr(5, 3),
+		"many_frames": "import numpy as np, pandas as pd\nfor i in range(10):\n    globals()['df%d' % i] = pd.DataFrame({'a': np.arange(10000), 'b': np.random.rand(10000)})\ndel i",
+		"many_expr":   FlowStateExpr(20, 200),
+	}
+	stdin, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", "-c", flowStateHarness)
+	cmd.Dir = t.TempDir()
+	cmd.Stdin = bytes.NewReader(stdin)
+	cmd.Env = append(os.Environ(), "IPYTHONDIR="+t.TempDir(), "PYTHONIOENCODING=utf-8", "MPLBACKEND=Agg")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("python harness: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	var line string
+	for _, l := range strings.Split(stdout.String(), "\n") {
+		if rest, ok := strings.CutPrefix(l, "KGRESULT "); ok {
+			line = rest
+		}
+	}
+	var res struct {
+		SetupOK    bool            `json:"setup_ok"`
+		SetupError string          `json:"setup_error"`
+		State      flowStateResult `json:"state"`
+		Few        flowStateResult `json:"few"`
+		NewNames   []string        `json:"new_names"`
+		ManyOK     bool            `json:"many_ok"`
+		Many       flowStateResult `json:"many"`
+	}
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		t.Fatalf("harness result %q: %v\nstdout:\n%s\nstderr:\n%s", line, err, stdout.String(), stderr.String())
+	}
+	if !res.SetupOK {
+		t.Fatalf("setup cell failed: %s", res.SetupError)
+	}
+	if len(res.NewNames) != 0 {
+		t.Errorf("flow_state added names to the user namespace: %v", res.NewNames)
+	}
+
+	st := res.State.decode(t, "flow_state(5, 200)")
+	// Namespace order; modules (os, math, datetime, pd, np), classes (Thing,
+	// Bad) and functions (f) are left out, and so are IPython's own names.
+	wantNames := []string{
+		"big", "small", "nan", "inf", "i64", "f32", "word", "long", "huge_list",
+		"small_list", "tup", "one_set", "nested", "fat_list", "many_dict", "arr",
+		"big_arr", "ser", "when", "bigint", "thing", "bad", "alias", "fat_cells",
+	}
+	if diff := cmp.Diff(wantNames, res.State.VarNames); diff != "" {
+		t.Errorf("variables names (-want +got):\n%s", diff)
+	}
+	wantValues := map[string]string{
+		"small":      `{"type":"DataFrame","shape":[2,2],"columns":["n","s"],"data":[{"n":1.5,"s":"u"},{"n":null,"s":null}],"truncated":false}`,
+		"nan":        `null`,
+		"inf":        `null`,
+		"i64":        `7`,
+		"f32":        `0.5`,
+		"word":       `"hello"`,
+		"long":       `"` + strings.Repeat("y", 1000) + `"`,
+		"huge_list":  `{"type":"list","length":1000000,"truncated":true}`,
+		"small_list": `[1,2.5,null,"x",null,3]`,
+		"tup":        `[1,2]`,
+		"one_set":    `[3]`,
+		"nested":     `{"k":[1,{"z":null}],"2":"two"}`,
+		"fat_list":   `{"type":"list","length":50,"truncated":true}`,
+		"many_dict":  `{"type":"dict","length":101,"truncated":true}`,
+		"arr":        `[0,1,2]`,
+		"big_arr":    `{"type":"ndarray","shape":[100,100],"dtype":"float64","truncated":true}`,
+		"ser":        `{"type":"Series","shape":[50],"dtype":"int64","data":[0,1,2,3,4],"truncated":true}`,
+		"when":       `"2024-02-29"`,
+		"bigint":     `{"type":"int","bits":16610,"truncated":true}`,
+		"thing":      `{"type":"Thing","repr":"Thing()"}`,
+		"bad":        `{"type":"Bad","error":"RuntimeError: no repr"}`,
+		// 500 KB of cells: the preview keeps its shape and columns, not its rows.
+		"fat_cells": `{"type":"DataFrame","shape":[5,2],"columns":["t","n"],"data":[],"truncated":true}`,
+	}
+	for name, want := range wantValues {
+		if got := st.Variables[name]; !jsonEqual(t, want, got) {
+			t.Errorf("variables[%s] = %s, want %s", name, got, want)
+		}
+	}
+	for _, name := range []string{"big", "alias"} {
+		var df struct {
+			Type      string           `json:"type"`
+			Shape     []int            `json:"shape"`
+			Columns   []string         `json:"columns"`
+			Data      []map[string]any `json:"data"`
+			Truncated bool             `json:"truncated"`
+		}
+		if err := json.Unmarshal(st.Variables[name], &df); err != nil {
+			t.Fatalf("variables[%s] = %s: %v", name, st.Variables[name], err)
+		}
+		if df.Type != "DataFrame" || !cmp.Equal(df.Shape, []int{10000, 2}) || len(df.Data) != 5 || !df.Truncated ||
+			!cmp.Equal(df.Columns, []string{"a", "b"}) {
+			t.Errorf("variables[%s] = %s, want a DataFrame of shape [10000 2], columns [a b], 5 records, truncated", name, st.Variables[name])
+		}
+	}
+
+	cols := func(names ...string) []map[string]string {
+		var out []map[string]string
+		for _, n := range names {
+			out = append(out, map[string]string{"key": n, "label": n})
+		}
+		return out
+	}
+	bigRows := func() []map[string]any {
+		var rows []map[string]any
+		for i := range 5 {
+			rows = append(rows, map[string]any{"a": float64(i), "b": "x"})
+		}
+		return rows
+	}
+	wantFrames := []flowFrame{
+		{Name: "big", Data: bigRows(), Columns: cols("a", "b"), Shape: []int{10000, 2}, Truncated: true},
+		{Name: "small", Data: []map[string]any{{"n": 1.5, "s": "u"}, {"n": nil, "s": nil}}, Columns: cols("n", "s"), Shape: []int{2, 2}},
+		{Name: "alias", Data: bigRows(), Columns: cols("a", "b"), Shape: []int{10000, 2}, Truncated: true},
+		{Name: "fat_cells", Data: []map[string]any{}, Columns: cols("t", "n"), Shape: []int{5, 2}, Truncated: true},
+	}
+	if diff := cmp.Diff(wantFrames, st.DataFrameVariables); diff != "" {
+		t.Errorf("dataframe_variables (-want +got):\n%s", diff)
+	}
+	if res.State.Bytes > 50_000 {
+		t.Errorf("flow_state(5, 200) is %d bytes with a 10^6-item list, a 10000-row frame and 500 KB of cells; want it small", res.State.Bytes)
+	}
+
+	// max_vars caps both lists.
+	res.Few.decode(t, "flow_state(5, 3)")
+	if diff := cmp.Diff([]string{"big", "small", "nan"}, res.Few.VarNames); diff != "" {
+		t.Errorf("flow_state(5, 3) variables (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"big", "small", "alias"}, res.Few.FrameNames); diff != "" {
+		t.Errorf("flow_state(5, 3) dataframe_variables (-want +got):\n%s", diff)
+	}
+
+	// Ten frames of 10,000 rows: every later cell's final message carries
+	// this, so it must stay small (the AdeloopFlow backend sent 478 KB for one).
+	if !res.ManyOK {
+		t.Fatal("creating ten DataFrames failed")
+	}
+	many := res.Many.decode(t, "flow_state(20, 200) with ten frames")
+	if len(many.DataFrameVariables) != 10 {
+		t.Fatalf("%d dataframe_variables, want 10", len(many.DataFrameVariables))
+	}
+	for _, f := range many.DataFrameVariables {
+		if len(f.Data) != 20 || !f.Truncated || !cmp.Equal(f.Shape, []int{10000, 2}) {
+			t.Errorf("frame %s: %d records, truncated %v, shape %v; want 20, true, [10000 2]", f.Name, len(f.Data), f.Truncated, f.Shape)
+		}
+	}
+	if res.Many.Bytes >= 200_000 {
+		t.Errorf("flow_state for ten 10000-row frames is %d bytes, want < 200 KB", res.Many.Bytes)
+	}
+	t.Logf("flow_state sizes: mixed namespace %d B, ten 10000-row frames %d B", res.State.Bytes, res.Many.Bytes)
 }

@@ -239,6 +239,172 @@ def variables(max_rows=20, max_items=200):
     return JSON(result)
 
 
+# 4b. The AdeloopFlow final-message state: "variables" in the value style of
+#     the latest AdeloopFlow backend, but bounded (small values as themselves,
+#     big ones summarized), and "dataframe_variables" with row-capped records.
+_FLOW_MAX_ITEMS = 100      # containers with more items are summarized
+_FLOW_MAX_BYTES = 10000    # so are containers whose JSON is bigger
+_FLOW_MAX_STR = 1000       # strings are cut to this many characters
+_FLOW_MAX_INT_BITS = 64    # bigger ints are not sent as numbers
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _flow_small(v, budget, depth=0):
+    """jsonable(v) for a small value; raises _TooBig as soon as the rough
+    JSON size passes budget[0], so a huge value costs almost nothing."""
+    budget[0] -= 8
+    if budget[0] < 0 or depth > 20:
+        raise _TooBig()
+    if v is None or isinstance(v, (bool, float)):
+        return jsonable(v)
+    if isinstance(v, int):
+        if v.bit_length() > _FLOW_MAX_INT_BITS:
+            raise _TooBig()
+        return v
+    if isinstance(v, str):
+        budget[0] -= len(v)
+        if budget[0] < 0:
+            raise _TooBig()
+        return v
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            k = k if isinstance(k, str) else str(jsonable(k))
+            budget[0] -= len(k)
+            out[k] = _flow_small(x, budget, depth + 1)
+        return out
+    if isinstance(v, (list, tuple, set, frozenset, range)):
+        if len(v) > budget[0]:
+            raise _TooBig()
+        return [_flow_small(x, budget, depth + 1) for x in v]
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(v, np.ndarray):
+        if v.size > budget[0]:
+            raise _TooBig()
+        return _flow_small(v.tolist(), budget, depth + 1)
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(v, (pd.DataFrame, pd.Series)):
+        raise _TooBig()
+    r = jsonable(v, depth)  # scalars: numpy, dates, decimals; else repr[:200]
+    if isinstance(r, str):
+        budget[0] -= len(r)
+    elif not (r is None or isinstance(r, (bool, int, float))):
+        return _flow_small(r, budget, depth + 1)
+    return r
+
+
+def _flow_frame(df, max_rows):
+    p = frame_preview(df, max_rows)
+    return {"type": "DataFrame", "shape": p["shape"], "columns": p["columns"],
+            "data": p["data"], "truncated": p["truncated"]}
+
+
+def _flow_value(v, max_rows):
+    tname = type(v).__name__
+    pd = sys.modules.get("pandas")
+    np = sys.modules.get("numpy")
+    if v is None or isinstance(v, (bool, float)):
+        return jsonable(v)
+    if isinstance(v, int):
+        if v.bit_length() > _FLOW_MAX_INT_BITS:
+            return {"type": tname, "bits": v.bit_length(), "truncated": True}
+        return v
+    if isinstance(v, str):
+        return v[:_FLOW_MAX_STR]
+    if pd is not None and isinstance(v, pd.DataFrame):
+        return _flow_frame(v, max_rows)
+    if pd is not None and isinstance(v, pd.Series):
+        return summarize(v, max_rows)
+    if np is not None and isinstance(v, np.ndarray):
+        if v.size <= _FLOW_MAX_ITEMS:
+            try:
+                return _flow_small(v, [_FLOW_MAX_BYTES])
+            except _TooBig:
+                pass
+        return {"type": "ndarray", "shape": list(v.shape), "dtype": str(v.dtype), "truncated": True}
+    if np is not None and isinstance(v, (np.number, np.bool_)):
+        return jsonable(v)
+    if isinstance(v, (datetime.date, datetime.time, decimal.Decimal)):
+        return jsonable(v)  # ISO strings (NaT: null) and numbers
+    if isinstance(v, (list, tuple, dict, set, frozenset)):
+        if len(v) <= _FLOW_MAX_ITEMS:
+            try:
+                return _flow_small(v, [_FLOW_MAX_BYTES])
+            except _TooBig:
+                pass
+        return {"type": tname, "length": len(v), "truncated": True}
+    return {"type": tname, "repr": repr(v)[:200]}
+
+
+_FLOW_MAX_ENTRY = 200000  # bytes of JSON per variable or frame preview
+
+
+def _flow_checked(v):
+    """v, made smaller if its JSON is too big (a preview of a wide frame, or
+    of cells holding big values); raises if v is not strict JSON."""
+    if len(json.dumps(v, allow_nan=False)) <= _FLOW_MAX_ENTRY:
+        return v
+    if not isinstance(v, dict):
+        return {"truncated": True}
+    v = dict(v, truncated=True)
+    if "data" in v:
+        v["data"] = []
+    if "columns" in v and len(json.dumps(v)) > _FLOW_MAX_ENTRY:
+        v["columns"] = []
+    if "dtypes" in v:
+        v["dtypes"] = {}
+    return v
+
+
+def flow_state(max_rows=20, max_vars=200):
+    import types as t
+    ns, hidden = _user_ns()
+    variables = {}
+    frames = []
+    previews = {}  # id(df) -> preview: df, df1 and <name> are often one frame
+    pd = sys.modules.get("pandas")
+    for name, v in list(ns.items()):
+        if len(variables) >= max_vars and len(frames) >= max_vars:
+            break
+        if name.startswith("_") or name in _SKIP or (name in hidden and hidden[name] is v):
+            continue
+        if isinstance(v, (t.ModuleType, t.FunctionType, t.BuiltinFunctionType, t.MethodType, type)):
+            continue
+        tname = type(v).__name__
+        if len(variables) < max_vars:
+            try:
+                variables[name] = _flow_checked(_flow_value(v, max_rows))
+            except Exception as e:
+                variables[name] = {"type": tname, "error": _flow_error(e)}
+        if pd is not None and isinstance(v, pd.DataFrame) and len(frames) < max_vars:
+            try:
+                p = previews.get(id(v))
+                if p is None:
+                    p = _flow_checked(frame_preview(v, max_rows))
+                    previews[id(v)] = p
+                frames.append({
+                    "name": name,
+                    "data": p["data"],
+                    "columns": [{"key": c, "label": c} for c in p["columns"]],
+                    "shape": p["shape"],
+                    "truncated": p["truncated"],
+                })
+            except Exception as e:
+                frames.append({"name": name, "data": [], "columns": [], "shape": None,
+                               "truncated": True, "error": _flow_error(e)})
+    return JSON({"variables": variables, "dataframe_variables": frames})
+
+
+def _flow_error(e):
+    try:
+        return ("%s: %s" % (type(e).__name__, e))[:200]
+    except Exception:
+        return type(e).__name__
+
+
 # 5. Datasets: rows sent by a client become DataFrames under the names the
 #    AdeloopFlow backend used (<safe_name>, df1..dfN, df for the first) and CSV
 #    files in the kernel's working directory.
@@ -288,6 +454,22 @@ def load_datasets_b64(payload):
                        "shape": [len(df), len(df.columns)], "type": "local"})
     ns["_available_datasets"] = loaded
     return JSON({"loaded": loaded, "errors": errors})
+
+# 6. variableContext: names a client sets before its code runs. Only string
+#    keys that are identifiers and do not start with "_" are set.
+def set_variables_b64(payload):
+    values = json.loads(base64.b64decode(payload).decode("utf-8"))
+    ns, _ = _user_ns()
+    set_names, errors = [], []
+    if not isinstance(values, dict):
+        return JSON({"set": [], "errors": ["variables must be a JSON object"]})
+    for name, value in values.items():
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            errors.append("variable %r was not set: names must be identifiers not starting with _" % (name,))
+            continue
+        ns[name] = value
+        set_names.append(name)
+    return JSON({"set": set_names, "errors": errors})
 '''
 
 _kg = _types.ModuleType("_kernelgate")

@@ -11,11 +11,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kernelgate/kernelgate/internal/flowapi"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
 )
@@ -31,6 +33,7 @@ type Config struct {
 	Python     string         // interpreter with ipykernel, for the built-in spec and bare "python3" argv
 	SpecSearch kernelspec.Env // where kernelspecs are looked for
 	Kernel     kernel.Config
+	Flow       flowapi.Config // the AdeloopFlow /ws and HTTP API
 }
 
 // Default returns the configuration used when nothing is set.
@@ -43,6 +46,7 @@ func Default() Config {
 		KernelSpec:      "python3",
 		Python:          "/usr/bin/python3",
 		Kernel:          kernel.DefaultConfig(),
+		Flow:            flowapi.DefaultConfig(),
 	}
 }
 
@@ -79,6 +83,22 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	fs.StringVar(&c.Kernel.Transport, "transport", c.Kernel.Transport, "ZMQ transport to kernels: tcp or ipc (env KERNELGATE_TRANSPORT)")
 	fs.DurationVar(&c.Kernel.StartTimeout, "kernel-start-timeout", c.Kernel.StartTimeout, "how long a kernel may take to become ready (env KERNELGATE_KERNEL_START_TIMEOUT)")
 	fs.DurationVar(&c.Kernel.HeartbeatInterval, "heartbeat-interval", c.Kernel.HeartbeatInterval, "kernel heartbeat interval, 0 to disable (env KERNELGATE_HEARTBEAT_INTERVAL)")
+	fs.DurationVar(&c.Flow.DetachedTTL, "session-ttl", c.Flow.DetachedTTL, "how long a notebook session keeps its kernel with no client connected, for resume (env KERNELGATE_SESSION_TTL)")
+	fs.DurationVar(&c.Flow.CancelGrace, "cancel-grace", c.Flow.CancelGrace, "how long a cancelled cell may take to stop before its kernel is restarted (env KERNELGATE_CANCEL_GRACE)")
+	fs.Int64Var(&c.Flow.MaxMessageBytes, "max-message-bytes", c.Flow.MaxMessageBytes, "largest client message or request body (env KERNELGATE_MAX_MESSAGE_BYTES)")
+	fs.BoolVar(&c.Flow.Cell.RawBase64Plots, "raw-base64-plots", c.Flow.Cell.RawBase64Plots, "send plots as raw base64 instead of data: URIs (env KERNELGATE_RAW_BASE64_PLOTS)")
+	fs.Func("allowed-origins", "comma-separated Origin host patterns allowed to open WebSockets besides the server's own host (default \"localhost:*,127.0.0.1:*,[::1]:*\"; env KERNELGATE_ALLOWED_ORIGINS)", func(v string) error {
+		c.Flow.AllowedOrigins = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				if _, err := path.Match(p, ""); err != nil {
+					return fmt.Errorf("bad pattern %q: %w", p, err)
+				}
+				c.Flow.AllowedOrigins = append(c.Flow.AllowedOrigins, p)
+			}
+		}
+		return nil
+	})
 	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
 
 	// Environment first, so flags override it.
@@ -155,6 +175,15 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", c.ShutdownTimeout.String(), "must be positive")
+	}
+	if c.Flow.MaxMessageBytes < 1024 {
+		bad("max-message-bytes", strconv.FormatInt(c.Flow.MaxMessageBytes, 10), "must be at least 1024")
+	}
+	if c.Flow.DetachedTTL <= 0 {
+		bad("session-ttl", c.Flow.DetachedTTL.String(), "must be positive")
+	}
+	if c.Flow.CancelGrace <= 0 {
+		bad("cancel-grace", c.Flow.CancelGrace.String(), "must be positive")
 	}
 	if c.Kernel.StartTimeout <= 0 {
 		bad("kernel-start-timeout", c.Kernel.StartTimeout.String(), "must be positive")

@@ -1,0 +1,504 @@
+package flowapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kernelgate/kernelgate/internal/bootstrap"
+	"github.com/kernelgate/kernelgate/internal/journal"
+	"github.com/kernelgate/kernelgate/internal/kernel"
+)
+
+// Config is the AdeloopFlow section of the server configuration.
+type Config struct {
+	// DetachedTTL is how long a session with no connection keeps its kernel,
+	// so that a client can reconnect and resume.
+	DetachedTTL time.Duration
+	// CancelGrace is how long a cancelled execution may take to stop after
+	// the interrupt before its kernel is restarted (state lost).
+	CancelGrace time.Duration
+	// MaxQueuedCells bounds the cells waiting behind the running one.
+	MaxQueuedCells int
+	// MaxMessageBytes bounds one client message.
+	MaxMessageBytes int64
+	// JournalMessages and JournalBytes bound each session's replay buffer.
+	JournalMessages int
+	JournalBytes    int
+	// AllowedOrigins are Origin host patterns (path.Match syntax) allowed
+	// to open WebSockets besides the server's own host.
+	AllowedOrigins []string
+	Cell           CellOptions
+	MaxStateRows   int // rows per DataFrame in variables and dataframe_variables
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		DetachedTTL:     10 * time.Minute,
+		CancelGrace:     2 * time.Second,
+		MaxQueuedCells:  64,
+		MaxMessageBytes: 16 << 20,
+		JournalMessages: 4096,
+		JournalBytes:    32 << 20,
+		AllowedOrigins:  []string{"localhost:*", "127.0.0.1:*", "[::1]:*"},
+		MaxStateRows:    20,
+	}
+}
+
+// Kernels is what sessions need from the core.
+type Kernels interface {
+	Start(ctx context.Context, opts kernel.StartOptions) (*kernel.Kernel, error)
+}
+
+// out is one journaled server message: the message, and its encoding with
+// "seq" set, made once when it is journaled.
+type out struct {
+	seq uint64
+	msg Msg
+	raw []byte
+}
+
+// ExecuteRequest is one cell to run.
+type ExecuteRequest struct {
+	CellID    string
+	Code      string
+	Datasets  json.RawMessage // a JSON array of {name, data}, or empty
+	Variables json.RawMessage // a JSON object of names to set first (variableContext), or empty
+	Streaming bool
+}
+
+// Session is one user's kernel with the AdeloopFlow state around it: the
+// queue of cells, and a journal of every message sent about it, so a client
+// that reconnects resumes where it was. A session outlives its connections
+// by Config.DetachedTTL.
+type Session struct {
+	id, user string
+	cfg      Config
+	kernels  Kernels
+	log      *slog.Logger
+	journal  *journal.Journal[out]
+	cells    chan ExecuteRequest
+
+	ctx    context.Context // ends when the session closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the cell worker and cancel watchers
+
+	mu       sync.Mutex // guards the fields below
+	k        *kernel.Kernel
+	running  *runningCell
+	attached int
+	detached time.Time // when attached last dropped to 0
+}
+
+type runningCell struct {
+	cellID string
+	ex     *kernel.Execution
+}
+
+func newSession(id, user string, cfg Config, kernels Kernels, log *slog.Logger) *Session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Session{
+		id: id, user: user, cfg: cfg, kernels: kernels,
+		log:      log.With("session_id", id),
+		journal:  journal.New(cfg.JournalMessages, cfg.JournalBytes, outSize, stampOut),
+		cells:    make(chan ExecuteRequest, cfg.MaxQueuedCells),
+		ctx:      ctx,
+		cancel:   cancel,
+		detached: time.Now(),
+	}
+	s.wg.Go(s.work)
+	return s
+}
+
+func outSize(o *out) int { return len(o.raw) + 64 }
+
+// stampOut numbers a message and encodes it once, so every connection and
+// every resume sends the same bytes.
+func stampOut(o *out, seq uint64) {
+	o.seq = seq
+	o.msg["seq"] = seq
+	raw, err := json.Marshal(o.msg)
+	if err != nil {
+		// Only Go values and valid kernel JSON go in; say so rather than drop.
+		raw, _ = json.Marshal(Msg{"type": "error", "seq": seq, "error": "kernelgate could not encode a message: " + err.Error()})
+	}
+	o.raw = raw
+}
+
+// ID is the session's id, which clients know as kernel_id.
+func (s *Session) ID() string { return s.id }
+
+// emit journals a message for every connection, present and future.
+func (s *Session) emit(m Msg) { s.journal.Append(out{msg: m}) }
+
+// Enqueue queues a cell behind the running one.
+func (s *Session) Enqueue(req ExecuteRequest) error {
+	select {
+	case <-s.ctx.Done():
+		return errSessionClosed
+	default:
+	}
+	select {
+	case s.cells <- req:
+		return nil
+	default:
+		return fmt.Errorf("%d cells are already queued in this session; wait for some to finish", cap(s.cells))
+	}
+}
+
+var errSessionClosed = errors.New("session is closed")
+
+// work runs the cells one at a time, in order.
+func (s *Session) work() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case req := <-s.cells:
+			s.runCell(req)
+		}
+	}
+}
+
+// kernel returns the session's kernel, starting it on first use.
+func (s *Session) kernel(ctx context.Context) (*kernel.Kernel, error) {
+	s.mu.Lock()
+	k := s.k
+	s.mu.Unlock()
+	if k != nil {
+		return k, nil
+	}
+	k, err := s.kernels.Start(ctx, kernel.StartOptions{})
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.k = k
+	s.mu.Unlock()
+	return k, nil
+}
+
+// Kernel returns the session's kernel if it has been started.
+func (s *Session) Kernel() (*kernel.Kernel, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.k, s.k != nil
+}
+
+func (s *Session) runCell(req ExecuteRequest) {
+	s.emit(Msg{"type": "execution_start", "cell_id": req.CellID, "kernel_id": s.id})
+	k, err := s.kernel(s.ctx)
+	if err != nil {
+		s.emit(Msg{"type": "error", "cell_id": req.CellID, "is_last": true, "error": "the kernel could not start: " + err.Error()})
+		return
+	}
+	if len(req.Datasets) > 0 {
+		s.prepare(k, req.CellID, "loading datasets", bootstrap.LoadDatasetsExpr(req.Datasets))
+	}
+	if len(req.Variables) > 0 {
+		s.prepare(k, req.CellID, "setting variables", bootstrap.SetVariablesExpr(req.Variables))
+	}
+	ex, err := k.Execute(s.ctx, kernel.ExecuteRequest{Code: req.Code, StoreHistory: true, AllowStdin: true, StopOnError: true})
+	if err != nil {
+		s.emit(Msg{"type": "error", "cell_id": req.CellID, "is_last": true, "error": "the cell could not be sent to the kernel: " + err.Error()})
+		return
+	}
+	s.mu.Lock()
+	s.running = &runningCell{cellID: req.CellID, ex: ex}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = nil
+		s.mu.Unlock()
+	}()
+
+	cell := NewCell(req.CellID, req.Streaming, s.cfg.Cell)
+	err = k.Follow(s.ctx, ex, func(e kernel.Event) error {
+		if e.Life != nil {
+			s.emitLifecycle(e.Life)
+			return nil
+		}
+		for _, m := range cell.Observe(e.Msg) {
+			s.emit(m)
+		}
+		return nil
+	})
+	if err != nil && s.ctx.Err() != nil {
+		return // the session is closing
+	}
+	end := CellEnd{}
+	_, reply, xerr := ex.Result()
+	switch {
+	case err != nil:
+		end.Lost = "kernelgate lost track of the cell: " + err.Error()
+	case xerr != nil:
+		end.Lost = xerr.Error()
+	default:
+		end.Reply = reply
+		end.State = s.flowState(k)
+	}
+	for _, m := range cell.Finish(end) {
+		s.emit(m)
+	}
+}
+
+// prepare runs a helper before the cell's code (loading datasets, setting
+// variables); each problem it reports is sent as an error naming it, and
+// the cell still runs.
+func (s *Session) prepare(k *kernel.Kernel, cellID, what, expr string) {
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	res, err := k.Evaluate(ctx, map[string]string{"r": expr})
+	if err != nil {
+		s.emit(Msg{"type": "error", "cell_id": cellID, "error": what + " failed: " + err.Error()})
+		return
+	}
+	r := res["r"]
+	if r.Status != "ok" {
+		s.emit(Msg{"type": "error", "cell_id": cellID, "error": fmt.Sprintf("%s failed: %s: %s", what, r.Ename, r.Evalue)})
+		return
+	}
+	var report struct {
+		Errors []string `json:"errors"`
+	}
+	if json.Unmarshal(r.Data["application/json"], &report) == nil {
+		for _, e := range report.Errors {
+			s.emit(Msg{"type": "error", "cell_id": cellID, "error": e})
+		}
+	}
+}
+
+// flowState reads the variables summaries after a cell; nil if that fails
+// (the cell's own result is still sent).
+func (s *Session) flowState(k *kernel.Kernel) *FlowState {
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	res, err := k.Evaluate(ctx, map[string]string{"state": bootstrap.FlowStateExpr(s.cfg.MaxStateRows, 200)})
+	if err != nil || res["state"].Status != "ok" {
+		s.log.Warn("variables summary failed", "err", err, "ename", res["state"].Ename, "evalue", res["state"].Evalue)
+		return nil
+	}
+	var st FlowState
+	if err := json.Unmarshal(res["state"].Data["application/json"], &st); err != nil {
+		return nil
+	}
+	return &st
+}
+
+func (s *Session) emitLifecycle(l *kernel.Lifecycle) {
+	s.emit(Msg{"type": "kernel_status", "kernel_id": s.id, "event": l.Kind, "state": string(l.State),
+		"reason": l.Reason, "state_lost": l.StateLost})
+}
+
+// ProvideInput answers the running cell's pending input() with value.
+func (s *Session) ProvideInput(value string) error {
+	k, ok := s.Kernel()
+	if !ok {
+		return kernel.ErrNoInputPending
+	}
+	return k.Input(value)
+}
+
+// Cancel drops the queued cells and interrupts the running one (if cellID
+// is empty or names it). A cell that is still running CancelGrace after the
+// interrupt (stuck in C code, say) has its kernel restarted, and the client
+// is told its state was lost. Cancel returns at once.
+func (s *Session) Cancel(cellID string) {
+	for dropped := true; dropped; {
+		select {
+		case req := <-s.cells:
+			s.emit(Msg{"type": "execution_cancelled", "cell_id": req.CellID, "message": "Execution cancelled before it started"})
+		default:
+			dropped = false
+		}
+	}
+	s.mu.Lock()
+	run, k := s.running, s.k
+	s.mu.Unlock()
+	if run == nil || k == nil || (cellID != "" && cellID != run.cellID) {
+		return
+	}
+	if err := k.Interrupt(s.ctx); err != nil {
+		s.emit(Msg{"type": "error", "cell_id": run.cellID, "error": "interrupt failed: " + err.Error()})
+	}
+	s.wg.Go(func() {
+		t := time.NewTimer(s.cfg.CancelGrace)
+		defer t.Stop()
+		select {
+		case <-run.ex.Done():
+			return
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.log.Warn("cell ignored the interrupt; restarting its kernel", "cell_id", run.cellID)
+		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+		defer cancel()
+		if err := k.Restart(ctx); err != nil {
+			s.emit(Msg{"type": "error", "cell_id": run.cellID, "error": "restarting the stuck kernel failed: " + err.Error()})
+			return
+		}
+		s.emit(Msg{"type": "kernel_status", "kernel_id": s.id, "event": "restarted", "state": "idle", "state_lost": true,
+			"reason": fmt.Sprintf("the cell did not stop within %s of the interrupt, so the kernel was restarted; its variables are gone", s.cfg.CancelGrace)})
+	})
+}
+
+// Reset restarts the kernel with an empty namespace, dropping queued cells.
+func (s *Session) Reset(ctx context.Context) error {
+	s.Cancel("")
+	k, ok := s.Kernel()
+	if !ok {
+		return nil
+	}
+	return k.Restart(ctx)
+}
+
+// Read returns the session's messages after position after.
+func (s *Session) Read(ctx context.Context, after uint64) ([]out, error) {
+	return s.journal.Read(ctx, after, 256)
+}
+
+// Last is the newest message's sequence number.
+func (s *Session) Last() uint64 { return s.journal.Last() }
+
+func (s *Session) attach() {
+	s.mu.Lock()
+	s.attached++
+	s.mu.Unlock()
+}
+
+func (s *Session) detach() {
+	s.mu.Lock()
+	s.attached--
+	if s.attached == 0 {
+		s.detached = time.Now()
+	}
+	s.mu.Unlock()
+}
+
+// idleSince reports when the session lost its last connection, or false
+// while a connection is attached.
+func (s *Session) idleSince() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.detached, s.attached == 0
+}
+
+// close stops the worker and shuts the kernel down.
+func (s *Session) close(ctx context.Context) {
+	s.cancel()
+	s.wg.Wait()
+	s.journal.Close()
+	if k, ok := s.Kernel(); ok {
+		if err := k.Shutdown(ctx); err != nil {
+			s.log.Warn("shut down session kernel", "err", err)
+		}
+	}
+}
+
+// Sessions owns every AdeloopFlow session, keyed by user and id, and culls
+// those that stayed without a connection for Config.DetachedTTL.
+type Sessions struct {
+	cfg     Config
+	kernels Kernels
+	log     *slog.Logger
+
+	mu     sync.Mutex // guards byKey and closed
+	byKey  map[sessionKey]*Session
+	closed bool
+}
+
+type sessionKey struct{ user, id string }
+
+// NewSessions returns an empty session table.
+func NewSessions(cfg Config, kernels Kernels, log *slog.Logger) *Sessions {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sessions{cfg: cfg, kernels: kernels, log: log, byKey: make(map[sessionKey]*Session)}
+}
+
+// Open returns the user's session with this id, creating it when id is new
+// (or empty, which makes a fresh anonymous session).
+func (ss *Sessions) Open(user, id string) (*Session, error) {
+	if id == "" {
+		id = "kg-" + uuid.NewString()
+	}
+	if len(id) > 200 {
+		return nil, errors.New("kernel_id is longer than 200 characters")
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return nil, errSessionClosed
+	}
+	key := sessionKey{user, id}
+	if s, ok := ss.byKey[key]; ok {
+		return s, nil
+	}
+	s := newSession(id, user, ss.cfg, ss.kernels, ss.log)
+	ss.byKey[key] = s
+	return s, nil
+}
+
+// Lookup returns an existing session of the user.
+func (ss *Sessions) Lookup(user, id string) (*Session, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s, ok := ss.byKey[sessionKey{user, id}]
+	return s, ok
+}
+
+// Run culls detached sessions until ctx ends, then closes every session.
+func (ss *Sessions) Run(ctx context.Context) error {
+	t := time.NewTicker(ss.cfg.DetachedTTL/10 + time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			ss.closeAll()
+			return nil
+		case <-t.C:
+			ss.cull(time.Now())
+		}
+	}
+}
+
+func (ss *Sessions) cull(now time.Time) {
+	var stale []*Session
+	ss.mu.Lock()
+	for key, s := range ss.byKey {
+		if since, idle := s.idleSince(); idle && now.Sub(since) > ss.cfg.DetachedTTL {
+			delete(ss.byKey, key)
+			stale = append(stale, s)
+		}
+	}
+	ss.mu.Unlock()
+	for _, s := range stale {
+		ss.log.Info("closing a session nobody reconnected to", "session_id", s.id, "ttl", ss.cfg.DetachedTTL)
+		s.close(context.Background())
+	}
+}
+
+func (ss *Sessions) closeAll() {
+	ss.mu.Lock()
+	ss.closed = true
+	all := make([]*Session, 0, len(ss.byKey))
+	for _, s := range ss.byKey {
+		all = append(all, s)
+	}
+	ss.byKey = map[sessionKey]*Session{}
+	ss.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range all {
+		wg.Go(func() { s.close(context.Background()) })
+	}
+	wg.Wait()
+}
