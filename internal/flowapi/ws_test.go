@@ -303,7 +303,9 @@ func TestWS_CancelOfAStuckCellRestartsTheKernel(t *testing.T) {
 	c.until(func(m map[string]any) bool { return m["content"] == "stuck\n" })
 	c.send(map[string]any{"type": "cancel_execution"})
 	ms := c.until(final("k1"))
-	ms = append(ms, c.until(func(m map[string]any) bool { return m["type"] == "kernel_status" && m["event"] == "restarted" && m["state_lost"] == true })...)
+	ms = append(ms, c.until(func(m map[string]any) bool {
+		return m["type"] == "kernel_status" && m["event"] == "restarted" && m["state_lost"] == true
+	})...)
 	end := ms[0]
 	for _, m := range ms {
 		if final("k1")(m) {
