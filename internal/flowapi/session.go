@@ -182,7 +182,28 @@ func (s *Session) kernel(ctx context.Context) (*kernel.Kernel, error) {
 	s.mu.Lock()
 	s.k = k
 	s.mu.Unlock()
+	after := k.Journal().Last()
+	s.wg.Go(func() { s.watchLifecycle(k, after) })
 	return k, nil
+}
+
+// watchLifecycle tells the clients about the kernel's deaths and restarts,
+// whether or not a cell is running, so nobody is left guessing why their
+// variables are gone.
+func (s *Session) watchLifecycle(k *kernel.Kernel, after uint64) {
+	for {
+		evs, err := k.Journal().Read(s.ctx, after, 256)
+		if err != nil {
+			return // the session or the kernel ended
+		}
+		for _, e := range evs {
+			after = e.Seq
+			if e.Life != nil {
+				s.emit(Msg{"type": "kernel_status", "kernel_id": s.id, "event": e.Life.Kind, "state": string(e.Life.State),
+					"reason": e.Life.Reason, "state_lost": e.Life.StateLost})
+			}
+		}
+	}
 }
 
 // Kernel returns the session's kernel if it has been started.
@@ -222,8 +243,7 @@ func (s *Session) runCell(req ExecuteRequest) {
 	cell := NewCell(req.CellID, req.Streaming, s.cfg.Cell)
 	err = k.Follow(s.ctx, ex, func(e kernel.Event) error {
 		if e.Life != nil {
-			s.emitLifecycle(e.Life)
-			return nil
+			return nil // watchLifecycle reports it
 		}
 		for _, m := range cell.Observe(e.Msg) {
 			s.emit(m)
@@ -292,11 +312,6 @@ func (s *Session) flowState(k *kernel.Kernel) *FlowState {
 	return &st
 }
 
-func (s *Session) emitLifecycle(l *kernel.Lifecycle) {
-	s.emit(Msg{"type": "kernel_status", "kernel_id": s.id, "event": l.Kind, "state": string(l.State),
-		"reason": l.Reason, "state_lost": l.StateLost})
-}
-
 // ProvideInput answers the running cell's pending input() with value.
 func (s *Session) ProvideInput(value string) error {
 	k, ok := s.Kernel()
@@ -339,14 +354,13 @@ func (s *Session) Cancel(cellID string) {
 		case <-t.C:
 		}
 		s.log.Warn("cell ignored the interrupt; restarting its kernel", "cell_id", run.cellID)
+		s.emit(Msg{"type": "error", "cell_id": run.cellID, "error": fmt.Sprintf(
+			"the cell did not stop within %s of the interrupt, so its kernel is being restarted; its variables will be gone", s.cfg.CancelGrace)})
 		ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 		defer cancel()
 		if err := k.Restart(ctx); err != nil {
 			s.emit(Msg{"type": "error", "cell_id": run.cellID, "error": "restarting the stuck kernel failed: " + err.Error()})
-			return
 		}
-		s.emit(Msg{"type": "kernel_status", "kernel_id": s.id, "event": "restarted", "state": "idle", "state_lost": true,
-			"reason": fmt.Sprintf("the cell did not stop within %s of the interrupt, so the kernel was restarted; its variables are gone", s.cfg.CancelGrace)})
 	})
 }
 

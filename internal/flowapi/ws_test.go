@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -500,5 +502,32 @@ func TestWS_ConnectionsRunInParallel(t *testing.T) {
 	open()
 	if got := stdout(a.until(final("a1"))); got != "a done\n" {
 		t.Fatalf("a: %q", got)
+	}
+}
+
+func TestWS_KernelDeathWhileIdleIsReported(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, nil).dial(t)
+	c.send(map[string]any{"type": "execute", "code": "import os; print(os.getpid())", "cell_id": "d1"})
+	pid, err := strconv.Atoi(strings.TrimSpace(stdout(c.until(final("d1")))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ms := c.until(func(m map[string]any) bool { return m["type"] == "kernel_status" && m["event"] == "restarted" })
+	var died map[string]any
+	for _, m := range ms {
+		if m["type"] == "kernel_status" && m["event"] == "died" {
+			died = m
+		}
+	}
+	if died == nil || !strings.Contains(died["reason"].(string), "killed by SIGKILL, likely out of memory") || died["state_lost"] != true {
+		t.Fatalf("died message %v", died)
+	}
+	c.send(map[string]any{"type": "execute", "code": "print('alive')", "cell_id": "d2"})
+	if got := stdout(c.until(final("d2"))); got != "alive\n" {
+		t.Fatalf("after restart: %q", got)
 	}
 }
