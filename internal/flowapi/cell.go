@@ -26,7 +26,7 @@ const DefaultMaxTableRows = 100
 // CellOptions tunes how a Cell renders outputs.
 type CellOptions struct {
 	RawBase64Plots  bool   // plots as raw base64 PNG instead of "data:image/png;base64,…" URIs
-	PlotlyScriptURL string // src of plotly.min.js used by the self-contained figure HTML (default "/static/plotly.min.js")
+	PlotlyScriptURL string // src of plotly.js used by the self-contained figure HTML (default "/static/plotly.js")
 	MaxTableRows    int    // cap for result/table_result records (default 100)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -53,6 +54,7 @@ func (h *HTTP) Register(mux *http.ServeMux, ws *WS) {
 	mux.HandleFunc("GET /api/python/variables", h.variables)
 	mux.HandleFunc("POST /api/python/clear-variables", h.clearVariables)
 	mux.HandleFunc("POST /api/stream", h.stream)
+	mux.HandleFunc("GET /static/plotly.js", h.plotlyJS)
 	mux.HandleFunc("GET /ws/monitoring/{client_id}", h.monitoring)
 	mux.Handle("GET /ws", ws)
 	mux.Handle("GET /ws/execute/{id}", ws)
@@ -377,4 +379,24 @@ func (h *HTTP) clearVariables(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, 200, Msg{"status": "success", "data": []any{}, "output": "All user-defined variables cleared successfully", "plots": []any{}})
+}
+
+// plotlyJS serves the plotly.js that Debian's python3-plotly ships, which
+// the figure HTML in plots loads: figures render with no CDN and no
+// network.
+func (h *HTTP) plotlyJS(w http.ResponseWriter, r *http.Request) {
+	f, err := os.Open(h.cfg.PlotlyJSFile)
+	if err != nil {
+		http.Error(w, "plotly.js is not installed on this server (install the Debian package python3-plotly)", http.StatusNotFound)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		http.Error(w, "plotly.js cannot be read", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	http.ServeContent(w, r, "plotly.js", st.ModTime(), f)
 }

@@ -12,7 +12,7 @@ import (
 
 // DefaultPlotlyScriptURL is where figure HTML loads plotly.js from unless
 // CellOptions says otherwise.
-const DefaultPlotlyScriptURL = "/static/plotly.min.js"
+const DefaultPlotlyScriptURL = "/static/plotly.js"
 
 // plotlyNonce and plotlySeq make div ids unique across cells and across
 // gateway restarts (a client may keep old outputs in the same page): the

@@ -61,11 +61,11 @@ func TestPlotlyHTML(t *testing.T) {
 	if !strings.Contains(string(raw), "</script>") {
 		t.Fatalf("test figure %s lost its </script>", raw)
 	}
-	h, ok := PlotlyHTML("fig-1", raw, "/static/plotly.min.js")
+	h, ok := PlotlyHTML("fig-1", raw, "/static/plotly.js")
 	if !ok {
 		t.Fatal("PlotlyHTML failed")
 	}
-	checkFigureHTML(t, h, "/static/plotly.min.js", `"x":["a","b"],"y":[1,2]`)
+	checkFigureHTML(t, h, "/static/plotly.js", `"x":["a","b"],"y":[1,2]`)
 	if !strings.Contains(h, `<\/script><script>alert(1)<\/script>`) {
 		t.Errorf("the malicious name is not escaped as <\\/script>:\n%s", h)
 	}

@@ -35,7 +35,8 @@ type Config struct {
 	// to open WebSockets besides the server's own host.
 	AllowedOrigins []string
 	Cell           CellOptions
-	MaxStateRows   int // rows per DataFrame in variables and dataframe_variables
+	MaxStateRows   int    // rows per DataFrame in variables and dataframe_variables
+	PlotlyJSFile   string // served at /static/plotly.js for figure HTML
 }
 
 // DefaultConfig returns the documented defaults.
@@ -49,6 +50,7 @@ func DefaultConfig() Config {
 		JournalBytes:    32 << 20,
 		AllowedOrigins:  []string{"localhost:*", "127.0.0.1:*", "[::1]:*"},
 		MaxStateRows:    20,
+		PlotlyJSFile:    "/usr/share/python3-plotly/plotly.js", // from Debian's python3-plotly
 	}
 }
 
