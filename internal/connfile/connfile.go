@@ -23,6 +23,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/kernelgate/kernelgate/internal/jmsg"
 )
 
 // Transports.
@@ -58,16 +60,17 @@ type Info struct {
 	KernelName      string `json:"kernel_name,omitempty"`
 }
 
-// Channel names one of the five kernel sockets.
-type Channel string
+// Channel names one of the five kernel sockets; it is the message model's
+// channel, so a caller never converts between two names for one thing.
+type Channel = jmsg.Channel
 
 // The kernel channels, named as in the *_port fields and the protocol docs.
 const (
-	Shell   Channel = "shell"
-	IOPub   Channel = "iopub"
-	Stdin   Channel = "stdin"
-	Control Channel = "control"
-	HB      Channel = "hb"
+	Shell   = jmsg.Shell
+	IOPub   = jmsg.IOPub
+	Stdin   = jmsg.Stdin
+	Control = jmsg.Control
+	HB      = jmsg.HB
 )
 
 // Channels returns the five channels in connection-file order.

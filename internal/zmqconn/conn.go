@@ -151,7 +151,7 @@ type newSocket func(context.Context, ...zmq4.Option) zmq4.Socket
 // dials synchronously and retries on its own; closing the socket is the only
 // way to stop it early, so a watcher closes it when ctx ends.
 func (c *Conn) dial(ctx context.Context, mk newSocket, ch jmsg.Channel) (zmq4.Socket, error) {
-	ep, err := c.info.Endpoint(connfile.Channel(ch))
+	ep, err := c.info.Endpoint(ch)
 	if err != nil {
 		return nil, err
 	}
