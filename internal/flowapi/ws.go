@@ -79,10 +79,15 @@ func (h *WS) Close() {
 		conns = append(conns, c)
 	}
 	h.mu.Unlock()
+	var closing sync.WaitGroup
 	for _, c := range conns {
-		c.c.Close(websocket.StatusGoingAway, "server is shutting down")
-		c.cancel()
+		// In parallel: each close handshake may wait seconds for its peer.
+		closing.Go(func() {
+			c.c.Close(websocket.StatusGoingAway, "server is shutting down")
+			c.cancel()
+		})
 	}
+	closing.Wait()
 	h.wg.Wait()
 }
 
