@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 )
 
 // The test binary doubles as the kernelgate binary when this variable is
@@ -199,6 +203,64 @@ func TestServe_HealthMetricsAndGracefulShutdown(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "kernelgate stopped") {
 		t.Fatalf("no shutdown log line in:\n%s", stderr.String())
+	}
+}
+
+// A kernel started through the server, running a cell that started a child,
+// is stopped with everything it started when the server gets SIGTERM.
+func TestServe_SIGTERMStopsKernelsAndTheirChildren(t *testing.T) {
+	t.Parallel()
+	rt := filepath.Join(t.TempDir(), "rt")
+	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", rt)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	url := readURL(t, stdout)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	code := "import os, subprocess, time\nprint(os.getpid(), subprocess.Popen(['sleep', '1000']).pid, flush=True)\ntime.sleep(100)"
+	if err := wsjson.Write(ctx, c, map[string]any{"type": "execute", "code": code, "cell_id": "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for len(pids) == 0 {
+		var m map[string]any
+		if err := wsjson.Read(ctx, c, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["type"] == "stream_output" && m["is_last"] == false {
+			for _, f := range strings.Fields(m["content"].(string)) {
+				pid, err := strconv.Atoi(f)
+				if err != nil {
+					t.Fatalf("output %q", m["content"])
+				}
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("process %d outlived the server", pid)
+		}
+	}
+	if _, err := os.Stat(rt); !os.IsNotExist(err) {
+		t.Errorf("runtime dir left behind: %v", err)
 	}
 }
 
