@@ -87,7 +87,7 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	fs.DurationVar(&c.Flow.CancelGrace, "cancel-grace", c.Flow.CancelGrace, "how long a cancelled cell may take to stop before its kernel is restarted (env KERNELGATE_CANCEL_GRACE)")
 	fs.Int64Var(&c.Flow.MaxMessageBytes, "max-message-bytes", c.Flow.MaxMessageBytes, "largest client message or request body (env KERNELGATE_MAX_MESSAGE_BYTES)")
 	fs.BoolVar(&c.Flow.Cell.RawBase64Plots, "raw-base64-plots", c.Flow.Cell.RawBase64Plots, "send plots as raw base64 instead of data: URIs (env KERNELGATE_RAW_BASE64_PLOTS)")
-	fs.Func("allowed-origins", "comma-separated Origin host patterns allowed to open WebSockets besides the server's own host (default \"localhost:*,127.0.0.1:*,[::1]:*\"; env KERNELGATE_ALLOWED_ORIGINS)", func(v string) error {
+	fs.Func("allowed-origins", "comma-separated Origin host patterns allowed to open WebSockets besides the server's own host (default loopback hosts on any port; env KERNELGATE_ALLOWED_ORIGINS)", func(v string) error {
 		c.Flow.AllowedOrigins = nil
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {

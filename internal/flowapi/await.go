@@ -8,11 +8,12 @@ import (
 // cellOutcome is how a cell followed through the session journal ended
 // (for now): finished, waiting for input, or failed before it ran.
 type cellOutcome struct {
-	final  Msg    // execution_result or execution_error; nil otherwise
-	prompt *Msg   // the input_request the cell waits on
-	early  string // an error about the cell before it ran (kernel did not start)
-	stdout strings.Builder
-	last   uint64 // journal position of the last message read
+	final    Msg      // execution_result or execution_error; nil otherwise
+	prompt   *Msg     // the input_request the cell waits on
+	early    string   // why the cell never ran (kernel did not start, cancelled while queued)
+	warnings []string // problems that did not stop the cell (a bad dataset)
+	stdout   strings.Builder
+	last     uint64 // journal position of the last message read
 }
 
 // follow reads the session journal after position after and calls fn for
@@ -38,8 +39,16 @@ func (s *Session) follow(ctx context.Context, cellID string, after uint64, fn fu
 // await follows one cell until it finishes or asks for input.
 func (s *Session) await(ctx context.Context, cellID string, after uint64) (*cellOutcome, error) {
 	out := &cellOutcome{}
+	started := false
 	last, err := s.follow(ctx, cellID, after, func(m Msg) bool {
 		switch m["type"] {
+		case "execution_start":
+			started = true
+		case "execution_cancelled":
+			if !started { // dropped from the queue: it will never run
+				out.early = "the cell was cancelled before it started"
+				return true
+			}
 		case "stream_output":
 			if m["is_last"] == false && m["stream"] == "stdout" {
 				text, _ := m["content"].(string)
@@ -52,10 +61,12 @@ func (s *Session) await(ctx context.Context, cellID string, after uint64) (*cell
 			out.final = m
 			return true
 		case "error":
+			text, _ := m["error"].(string)
 			if m["is_last"] == true { // the cell could not run at all
-				out.early, _ = m["error"].(string)
+				out.early = text
 				return true
 			}
+			out.warnings = append(out.warnings, text)
 		}
 		return false
 	})

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 )
@@ -23,11 +24,19 @@ type Msg map[string]any
 // display.max_rows rows (60 with the bootstrap) in a table bundle.
 const DefaultMaxTableRows = 100
 
+// DefaultMaxFinalOutputBytes caps the stdout and the stderr kept for a
+// cell's final messages unless CellOptions says otherwise.
+const DefaultMaxFinalOutputBytes = 1 << 20
+
 // CellOptions tunes how a Cell renders outputs.
 type CellOptions struct {
 	RawBase64Plots  bool   // plots as raw base64 PNG instead of "data:image/png;base64,…" URIs
 	PlotlyScriptURL string // src of plotly.js used by the self-contained figure HTML (default "/static/plotly.js")
 	MaxTableRows    int    // cap for result/table_result records (default 100)
+	// MaxFinalOutputBytes caps the stdout and, separately, the stderr that
+	// the final messages repeat (default 1 MiB): they keep the end of each
+	// stream. The streamed stream_output chunks are never cut.
+	MaxFinalOutputBytes int
 }
 
 func (o CellOptions) withDefaults() CellOptions {
@@ -36,6 +45,9 @@ func (o CellOptions) withDefaults() CellOptions {
 	}
 	if o.MaxTableRows <= 0 {
 		o.MaxTableRows = DefaultMaxTableRows
+	}
+	if o.MaxFinalOutputBytes <= 0 {
+		o.MaxFinalOutputBytes = DefaultMaxFinalOutputBytes
 	}
 	return o
 }
@@ -49,18 +61,17 @@ type FlowState struct {
 
 // CellEnd is how an execution ended.
 type CellEnd struct {
-	Reply     jmsg.ExecuteReplyContent // from the kernel's execute_reply (Status ok|error|aborted, ExecutionCount, Ename/Evalue/Traceback)
-	Lost      string                   // non-empty: the cell ended without a reply (kernel died, restarted, cancelled); a plain sentence
-	Cancelled bool
-	State     *FlowState // nil when unavailable
+	Reply jmsg.ExecuteReplyContent // from the kernel's execute_reply (Status ok|error|aborted, ExecutionCount, Ename/Evalue/Traceback)
+	Lost  string                   // non-empty: the cell ended without a reply (kernel died or restarted, kernelgate lost track); a plain sentence
+	State *FlowState               // nil when unavailable
 }
 
 // Error names a Cell gives executions that ended without an error of the
-// kernel's own.
+// kernel's own. (A running cell that is interrupted ends with the kernel's
+// own KeyboardInterrupt.)
 const (
-	EnameKernelDied = "KernelDied"         // CellEnd.Lost without Cancelled
-	EnameCancelled  = "ExecutionCancelled" // CellEnd.Cancelled
-	EnameAborted    = "ExecutionAborted"   // execute_reply status "aborted"
+	EnameKernelDied = "KernelDied"       // CellEnd.Lost
+	EnameAborted    = "ExecutionAborted" // execute_reply status "aborted"
 )
 
 // MIME types a Cell looks at.
@@ -90,19 +101,17 @@ type cellPlot struct {
 
 // Cell folds the kernel messages of one execution into AdeloopFlow
 // messages. Feed it every message of the execution, in order, with Observe;
-// end it with Finish (WebSocket) or ExecResponse (HTTP). A Cell is not safe
-// for concurrent use.
+// end it with Finish. A Cell is not safe for concurrent use.
 type Cell struct {
 	id        string
 	streaming bool
 	opts      CellOptions
 
-	stdout, stderr strings.Builder
+	stdout, stderr tailBuffer // what the final messages repeat: the end of each stream
 	plots          []cellPlot
 	displays       map[string]int // display_id → index in plots
 	result         *jmsg.DisplayContent
 	err            *jmsg.ErrorContent
-	prompt         *jmsg.InputRequestContent
 	count          int // execution_count seen on execute_input / execute_result
 }
 
@@ -110,7 +119,12 @@ type Cell struct {
 // execute message's "streaming" flag: it makes a failure end with
 // execution_error rather than execution_result.
 func NewCell(cellID string, streaming bool, opts CellOptions) *Cell {
-	return &Cell{id: cellID, streaming: streaming, opts: opts.withDefaults(), displays: map[string]int{}}
+	opts = opts.withDefaults()
+	return &Cell{
+		id: cellID, streaming: streaming, opts: opts, displays: map[string]int{},
+		stdout: tailBuffer{max: opts.MaxFinalOutputBytes},
+		stderr: tailBuffer{max: opts.MaxFinalOutputBytes},
+	}
 }
 
 // Observe takes the next kernel message of the execution and returns the
@@ -130,7 +144,6 @@ func (c *Cell) Observe(m *jmsg.Message) []Msg {
 	if m == nil {
 		return nil
 	}
-	c.prompt = nil // any later message means the prompt was answered
 	switch m.Type() {
 	case jmsg.Stream:
 		var sc jmsg.StreamContent
@@ -196,9 +209,7 @@ func (c *Cell) Observe(m *jmsg.Message) []Msg {
 		if m.Decode(&ic) != nil {
 			return nil
 		}
-		ic.Prompt = StripANSI(ic.Prompt)
-		c.prompt = &ic
-		return []Msg{{"type": "input_request", "cell_id": c.id, "prompt": ic.Prompt, "password": ic.Password}}
+		return []Msg{{"type": "input_request", "cell_id": c.id, "prompt": StripANSI(ic.Prompt), "password": ic.Password}}
 
 	case jmsg.ExecuteInput:
 		var ei struct {
@@ -274,15 +285,6 @@ func (c *Cell) plotFor(data map[string]json.RawMessage) (cellPlot, bool) {
 	return cellPlot{}, false
 }
 
-// Prompt returns the pending input prompt: the last message seen was an
-// input_request, so the kernel is waiting for an answer.
-func (c *Cell) Prompt() (string, bool) {
-	if c.prompt == nil {
-		return "", false
-	}
-	return c.prompt.Prompt, true
-}
-
 // ending is how the execution ended, in AdeloopFlow terms.
 type ending struct {
 	ok        bool
@@ -298,15 +300,9 @@ func (c *Cell) conclude(end CellEnd) ending {
 		o.count = c.count
 	}
 	switch {
-	case end.Lost != "" || end.Cancelled:
+	case end.Lost != "":
 		o.ok = false
 		o.ename, o.evalue = EnameKernelDied, end.Lost
-		if end.Cancelled {
-			o.ename = EnameCancelled
-			if o.evalue == "" {
-				o.evalue = "The execution was cancelled."
-			}
-		}
 	case end.Reply.Status == "error" || (end.Reply.Status == "" && c.err != nil):
 		o.ok = false
 		if c.err != nil {
@@ -368,9 +364,14 @@ func (o ending) errorDetails() Msg {
 //     shape), except that a failed streaming cell ends with execution_error
 //     {content, is_last: true, error} (the latest backend's realtime mode).
 //
-// A cell that ended without a reply (CellEnd.Lost or Cancelled) is a failure
-// with ename KernelDied or ExecutionCancelled and the Lost sentence as
-// evalue.
+// A cell that ended without a reply (CellEnd.Lost) is a failure with ename
+// KernelDied and the Lost sentence as evalue.
+//
+// The result's stdout, stderr and output hold at most
+// CellOptions.MaxFinalOutputBytes of each stream, its end. When some was
+// left out, the result also has "output_truncated": true, "output_bytes"
+// and "stderr_bytes" (the length of all the stdout and stderr, ANSI
+// escapes stripped, that the streamed chunks carried).
 func (c *Cell) Finish(end CellEnd) []Msg {
 	o := c.conclude(end)
 	fields := c.resultFields(o, end.State)
@@ -395,12 +396,13 @@ func (c *Cell) Finish(end CellEnd) []Msg {
 func (c *Cell) resultFields(o ending, st *FlowState) Msg {
 	res, table := c.resultValue()
 	plots, images, plotly := c.plotList()
+	stdout, stderr := c.stdout.String(), c.stderr.String()
 	f := Msg{
 		"status":                "ok",
 		"execution_count":       o.count,
-		"stdout":                c.stdout.String(),
-		"stderr":                c.stderr.String(),
-		"output":                c.stdout.String(),
+		"stdout":                stdout,
+		"stderr":                stderr,
+		"output":                stdout,
 		"error":                 "",
 		"plots":                 plots,
 		"result":                res,
@@ -417,6 +419,11 @@ func (c *Cell) resultFields(o ending, st *FlowState) Msg {
 	if table != nil {
 		f["table_result"] = table
 	}
+	if c.stdout.total > int64(len(stdout)) || c.stderr.total > int64(len(stderr)) {
+		f["output_truncated"] = true
+		f["output_bytes"] = c.stdout.total
+		f["stderr_bytes"] = c.stderr.total
+	}
 	if st != nil {
 		if v, ok := validJSON(st.Variables); ok {
 			f["variables"] = v
@@ -431,50 +438,6 @@ func (c *Cell) resultFields(o ending, st *FlowState) Msg {
 		f["error_details"] = o.errorDetails()
 	}
 	return f
-}
-
-// ExecResponse is the HTTP body of /api/execute and its siblings (§3.5):
-//
-//	{"status": "ok"|"error"|"input_required", "output", "error", "plots",
-//	 "execution_count", "data": null, "result", "plot_count",
-//	 "plotly_count", "total_plots", "error_details"?, "table_result"?}
-//
-// It is "input_required" when the kernel waits for input (Prompt) and end
-// holds neither a reply nor a loss; output then ends with the prompt. On
-// error, "error" is the evalue and error_details {message, ename, evalue,
-// traceback} is added; table_result is added when the result is a table.
-func (c *Cell) ExecResponse(end CellEnd) Msg {
-	plots, images, plotly := c.plotList()
-	res, table := c.resultValue()
-	r := Msg{
-		"status":          "ok",
-		"output":          c.stdout.String(),
-		"error":           "",
-		"plots":           plots,
-		"execution_count": end.Reply.ExecutionCount,
-		"data":            nil,
-		"result":          res,
-		"plot_count":      images,
-		"plotly_count":    plotly,
-		"total_plots":     len(plots),
-	}
-	if table != nil {
-		r["table_result"] = table
-	}
-	if p, ok := c.Prompt(); ok && end.Lost == "" && !end.Cancelled && end.Reply.Status == "" {
-		r["status"] = "input_required"
-		r["output"] = c.stdout.String() + p
-		r["execution_count"] = c.count
-		return r
-	}
-	o := c.conclude(end)
-	r["execution_count"] = o.count
-	if !o.ok {
-		r["status"] = "error"
-		r["error"] = o.evalue
-		r["error_details"] = o.errorDetails()
-	}
-	return r
 }
 
 // plotList returns the collected plots and the number of images and plotly
@@ -523,6 +486,46 @@ func (c *Cell) resultValue() (result any, table Msg) {
 		return StripANSI(s), nil
 	}
 	return nil, nil
+}
+
+// tailBuffer keeps the last max bytes written to it (for max > 0) and
+// counts all of them, so that a cell printing without end holds a bounded
+// amount of text: at most 2*max bytes, moved to the front of the buffer
+// when it is full, so that writes cost amortized O(len(s)).
+type tailBuffer struct {
+	max   int
+	buf   []byte
+	total int64 // bytes written
+}
+
+func (t *tailBuffer) WriteString(s string) {
+	t.total += int64(len(s))
+	if len(s) >= t.max {
+		t.buf = append(t.buf[:0], s[len(s)-t.max:]...)
+		return
+	}
+	if len(t.buf)+len(s) > 2*t.max {
+		// Move the tail to the front: with s, max bytes.
+		keep := t.max - len(s)
+		t.buf = t.buf[:copy(t.buf, t.buf[len(t.buf)-keep:])]
+	}
+	t.buf = append(t.buf, s...)
+}
+
+// String returns the last max bytes written, less the leading bytes of a
+// UTF-8 sequence that the cut split. It returns everything written when
+// that fits.
+func (t *tailBuffer) String() string {
+	b := t.buf
+	if len(b) > t.max {
+		b = b[len(b)-t.max:]
+	}
+	if int64(len(b)) < t.total {
+		for i := 0; i < utf8.UTFMax-1 && len(b) > 0 && !utf8.RuneStart(b[0]); i++ {
+			b = b[1:]
+		}
+	}
+	return string(b)
 }
 
 // flowTable is a pandas table-schema bundle (application/vnd.dataresource+json)

@@ -9,8 +9,10 @@ import (
 	"image/color"
 	"image/png"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -319,6 +321,26 @@ func TestCell(t *testing.T) {
 			},
 		},
 		{
+			name:   "application/json result with a plot",
+			cellID: "j1",
+			in: func(t *testing.T) []*jmsg.Message {
+				return []*jmsg.Message{
+					kmsg(t, jmsg.Stream, jmsg.StreamContent{Name: "stdout", Text: "hi 5\n"}),
+					kmsg(t, jmsg.DisplayData, displayContent{Data: map[string]any{"image/png": b64}}),
+					kmsg(t, jmsg.ExecuteResult, resultContent{Data: map[string]any{"text/plain": "{'a': 1}", "application/json": map[string]any{"a": 1}}, ExecutionCount: 1}),
+				}
+			},
+			end: CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok", ExecutionCount: 1}},
+			want: func(t *testing.T) []map[string]any {
+				uri := "data:image/png;base64," + b64
+				disp := map[string]any{"type": "display_output", "cell_id": "j1", "plot": uri,
+					"data": map[string]any{"image/png": b64}, "metadata": map[string]any{}}
+				f := fields(t, `{"execution_count":1,"stdout":"hi 5\n","output":"hi 5\n","result":{"a":1},"plot_count":1,"total_plots":1}`)
+				f["plots"] = []any{uri}
+				return append([]map[string]any{chunk("j1", "stdout", "hi 5\n"), disp}, okEnd("j1", f)...)
+			},
+		},
+		{
 			name:   "DataFrame result",
 			cellID: "t1",
 			in: func(t *testing.T) []*jmsg.Message {
@@ -382,15 +404,15 @@ func TestCell(t *testing.T) {
 			},
 		},
 		{
-			name:      "cancelled while streaming",
+			name:      "kernel restarted while streaming",
 			cellID:    "k2",
 			streaming: true,
 			in:        func(t *testing.T) []*jmsg.Message { return nil },
-			end:       CellEnd{Lost: "The execution was cancelled before it started.", Cancelled: true},
+			end:       CellEnd{Lost: "The kernel was restarted."},
 			want: func(t *testing.T) []map[string]any {
-				const reason = "The execution was cancelled before it started."
-				errObj := map[string]any{"ename": "ExecutionCancelled", "evalue": reason, "traceback": []any{}}
-				return errEnd("k2", true, "ExecutionCancelled: "+reason, errObj, nil)
+				const reason = "The kernel was restarted."
+				errObj := map[string]any{"ename": "KernelDied", "evalue": reason, "traceback": []any{}}
+				return errEnd("k2", true, "KernelDied: "+reason, errObj, nil)
 			},
 		},
 		{
@@ -534,106 +556,25 @@ func decodedAny(t *testing.T, v any) any {
 	return out
 }
 
-func TestPromptAndInputRequest(t *testing.T) {
+func TestCellInputRequest(t *testing.T) {
 	c := NewCell("i1", false, CellOptions{})
-	if p, ok := c.Prompt(); ok {
-		t.Fatalf("Prompt() = %q before any input_request", p)
-	}
 	c.Observe(kmsg(t, jmsg.Stream, jmsg.StreamContent{Name: "stdout", Text: "Hello\n"}))
 	got := decodeAll(t, c.Observe(kmsg(t, jmsg.InputRequest, jmsg.InputRequestContent{Prompt: "Name? "})))
 	want := []map[string]any{{"type": "input_request", "cell_id": "i1", "prompt": "Name? ", "password": false}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("input_request (-want +got):\n%s", diff)
 	}
-	if p, ok := c.Prompt(); !ok || p != "Name? " {
-		t.Errorf("Prompt() = %q, %v; want \"Name? \", true", p, ok)
-	}
-	resp := decoded(t, c.ExecResponse(CellEnd{}))
-	if resp["status"] != "input_required" || resp["output"] != "Hello\nName? " {
-		t.Errorf("ExecResponse while waiting = %v, want status input_required and output ending with the prompt", resp)
-	}
-	// The answer's effect: a later message clears the prompt.
 	c.Observe(kmsg(t, jmsg.Stream, jmsg.StreamContent{Name: "stdout", Text: "Hi Bob\n"}))
-	if p, ok := c.Prompt(); ok {
-		t.Errorf("Prompt() = %q after a later message", p)
-	}
 	// A password prompt.
 	got = decodeAll(t, c.Observe(kmsg(t, jmsg.InputRequest, jmsg.InputRequestContent{Prompt: "\x1b[1mPassword:\x1b[0m ", Password: true})))
 	want = []map[string]any{{"type": "input_request", "cell_id": "i1", "prompt": "Password: ", "password": true}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("password input_request (-want +got):\n%s", diff)
 	}
-	// The kernel died while waiting: an error, not input_required.
-	resp = decoded(t, c.ExecResponse(CellEnd{Lost: "The kernel died."}))
-	if resp["status"] != "error" || resp["error"] != "The kernel died." {
-		t.Errorf("ExecResponse after a loss = %v, want status error", resp)
-	}
-}
-
-func TestExecResponse(t *testing.T) {
-	b64 := tinyPNG(t)
-	tests := []struct {
-		name string
-		in   func(t *testing.T) []*jmsg.Message
-		end  CellEnd
-		want string
-	}{
-		{
-			name: "ok",
-			in: func(t *testing.T) []*jmsg.Message {
-				return []*jmsg.Message{
-					kmsg(t, jmsg.Stream, jmsg.StreamContent{Name: "stdout", Text: "hi 5\n"}),
-					kmsg(t, jmsg.DisplayData, displayContent{Data: map[string]any{"image/png": b64}}),
-					kmsg(t, jmsg.ExecuteResult, resultContent{Data: map[string]any{"text/plain": "{'a': 1}", "application/json": map[string]any{"a": 1}}, ExecutionCount: 1}),
-				}
-			},
-			end: CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok", ExecutionCount: 1}},
-			want: `{"status":"ok","output":"hi 5\n","error":"","plots":["data:image/png;base64,` + b64 + `"],"execution_count":1,"data":null,
-				"result":{"a":1},"plot_count":1,"plotly_count":0,"total_plots":1}`,
-		},
-		{
-			name: "error",
-			in: func(t *testing.T) []*jmsg.Message {
-				return []*jmsg.Message{kmsg(t, jmsg.Error, jmsg.ErrorContent{Ename: "ZeroDivisionError", Evalue: "division by zero", Traceback: []string{"\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"}})}
-			},
-			end: CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "error", ExecutionCount: 4}},
-			want: `{"status":"error","output":"","error":"division by zero","plots":[],"execution_count":4,"data":null,"result":null,
-				"plot_count":0,"plotly_count":0,"total_plots":0,
-				"error_details":{"message":"division by zero","ename":"ZeroDivisionError","evalue":"division by zero","traceback":["ZeroDivisionError: division by zero"]}}`,
-		},
-		{
-			name: "input_required",
-			in: func(t *testing.T) []*jmsg.Message {
-				return []*jmsg.Message{
-					kmsg(t, jmsg.ExecuteInput, map[string]any{"code": "input('Your name: ')", "execution_count": 7}),
-					kmsg(t, jmsg.InputRequest, jmsg.InputRequestContent{Prompt: "Your name: "}),
-				}
-			},
-			end:  CellEnd{},
-			want: `{"status":"input_required","output":"Your name: ","error":"","plots":[],"execution_count":7,"data":null,"result":null,"plot_count":0,"plotly_count":0,"total_plots":0}`,
-		},
-		{
-			name: "table",
-			in: func(t *testing.T) []*jmsg.Message {
-				return []*jmsg.Message{kmsg(t, jmsg.ExecuteResult, resultContent{Data: map[string]any{"application/vnd.dataresource+json": js(t, frameBundle), "text/plain": "x"}, ExecutionCount: 2})}
-			},
-			end: CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok", ExecutionCount: 2}},
-			want: `{"status":"ok","output":"","error":"","plots":[],"execution_count":2,"data":null,"result":[{"a":1.0},{"a":null}],
-				"plot_count":0,"plotly_count":0,"total_plots":0,
-				"table_result":{"type":"table","data":[{"a":1.0},{"a":null}],"columns":[{"key":"a","label":"a"}],"title":"DataFrame Result","shape":[2,1],"truncated":false}}`,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := NewCell("h", false, CellOptions{})
-			for _, m := range tt.in(t) {
-				c.Observe(m)
-			}
-			got := decoded(t, c.ExecResponse(tt.end))
-			if diff := cmp.Diff(js(t, tt.want), any(got)); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
-		})
+	// The kernel died while waiting: an error.
+	fin := decodeAll(t, c.Finish(CellEnd{Lost: "The kernel died."}))
+	if res := fin[1]; res["status"] != "error" || res["error"] != "The kernel died." || res["output"] != "Hello\nHi Bob\n" {
+		t.Errorf("execution_result after a loss = %v, want status error and the output without the prompts", res)
 	}
 }
 
@@ -700,13 +641,13 @@ func TestDisplayUpdatesAndClear(t *testing.T) {
 	if _, ok := d[4]["plot"]; ok {
 		t.Errorf("text-only display has a plot: %v", d[4])
 	}
-	res := decoded(t, c.ExecResponse(CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok"}}))
+	res := decodeAll(t, c.Finish(CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok"}}))[1]
 	if diff := cmp.Diff([]any{"CCCC", "BBBB"}, res["plots"]); diff != "" {
 		t.Errorf("plots after an update (-want +got):\n%s", diff)
 	}
 	c.Observe(kmsg(t, jmsg.ClearOutput, map[string]any{"wait": true}))
 	c.Observe(kmsg(t, jmsg.DisplayData, displayContent{Data: img("EEEE")}))
-	res = decoded(t, c.ExecResponse(CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok"}}))
+	res = decodeAll(t, c.Finish(CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok"}}))[1]
 	if diff := cmp.Diff([]any{"EEEE"}, res["plots"]); diff != "" {
 		t.Errorf("plots after clear_output (-want +got):\n%s", diff)
 	}
@@ -808,10 +749,6 @@ func TestObserveOddMessages(t *testing.T) {
 	if r := d[1]["result"].(map[string]any)["result"]; r != nil {
 		t.Errorf("result of an unreadable table = %v, want null", r)
 	}
-	b, _ := json.Marshal(c.ExecResponse(CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok"}}))
-	if !json.Valid(b) {
-		t.Errorf("ExecResponse is not valid JSON: %s", b)
-	}
 }
 
 // State that is not JSON is left out rather than breaking the message.
@@ -824,5 +761,152 @@ func TestInvalidState(t *testing.T) {
 	res := fin[0]["result"].(map[string]any)
 	if res["variables"] != nil || !cmp.Equal(res["dataframe_variables"], []any{}) {
 		t.Errorf("variables %v, dataframe_variables %v; want null and []", res["variables"], res["dataframe_variables"])
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	// mixed is many small writes with a large one every 100th.
+	mixed := func() []string {
+		var w []string
+		for i := range 1000 {
+			if i%100 == 99 {
+				w = append(w, strings.Repeat(string(rune('A'+i/100)), 150))
+				continue
+			}
+			w = append(w, fmt.Sprintf("%d;", i))
+		}
+		return w
+	}
+	tailOf := func(w []string, n int) string {
+		s := strings.Join(w, "")
+		return s[len(s)-n:]
+	}
+	tests := []struct {
+		name   string
+		max    int
+		writes []string
+		want   string // "" with wantFn nil
+		wantFn func(w []string) string
+	}{
+		{name: "nothing written", max: 4},
+		{name: "fits", max: 10, writes: []string{"abc", "", "def"}, want: "abcdef"},
+		{name: "exactly max", max: 6, writes: []string{"abc", "def"}, want: "abcdef"},
+		{name: "one byte over", max: 6, writes: []string{"abc", "defg"}, want: "bcdefg"},
+		{name: "one large write", max: 8, writes: []string{strings.Repeat("x", 100) + "TAIL1234"}, want: "TAIL1234"},
+		{name: "large then small", max: 8, writes: []string{strings.Repeat("x", 100) + "TAIL1234", "ab"}, want: "IL1234ab"},
+		{name: "small then large", max: 8, writes: []string{"ab", "cd", strings.Repeat("y", 20) + "12345678"}, want: "12345678"},
+		{name: "many small writes", max: 10, writes: func() []string {
+			var w []string
+			for i := range 1000 {
+				w = append(w, fmt.Sprintf("%d,", i))
+			}
+			return w
+		}(), want: "7,998,999,"},
+		{name: "many small and some large writes", max: 64, writes: mixed(), wantFn: func(w []string) string { return tailOf(w, 64) }},
+		{name: "large writes ending the output", max: 200, writes: mixed()[:900], wantFn: func(w []string) string { return tailOf(w, 200) }},
+		{name: "rune split at the cut", max: 4, writes: []string{"aé", "€xy"}, want: "xy"},
+		{name: "rune across writes at the cut", max: 5, writes: []string{"a\xe2", "\x82\xac", "bcd"}, want: "bcd"},
+		{name: "2-byte runes", max: 5, writes: slices.Repeat([]string{"é"}, 100), want: "éé"},
+		{name: "4-byte runes", max: 6, writes: slices.Repeat([]string{"😀"}, 50), want: "😀"},
+		{name: "no whole rune fits", max: 3, writes: []string{"😀😀"}, want: ""},
+		{name: "uncut output is kept as is", max: 10, writes: []string{"\x80ab"}, want: "\x80ab"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := tailBuffer{max: tt.max}
+			var total int64
+			for _, w := range tt.writes {
+				b.WriteString(w)
+				total += int64(len(w))
+				if len(b.buf) > 2*tt.max {
+					t.Fatalf("buffer holds %d bytes, more than 2*%d", len(b.buf), tt.max)
+				}
+			}
+			want := tt.want
+			if tt.wantFn != nil {
+				want = tt.wantFn(tt.writes)
+			}
+			got := b.String()
+			if got != want {
+				t.Errorf("String() = %q, want %q", got, want)
+			}
+			if len(got) > tt.max {
+				t.Errorf("String() has %d bytes, more than %d", len(got), tt.max)
+			}
+			if b.total != total {
+				t.Errorf("total = %d, want %d", b.total, total)
+			}
+		})
+	}
+}
+
+// A cell that prints megabytes ends with messages that hold only the end of
+// its output, and say so; the streamed chunks are all sent.
+func TestCellFinalOutputTruncated(t *testing.T) {
+	const chunks, chunkLen = 1000, 3000 // 3 MB
+	chunkText := func(i int) string {
+		// 5 + 2*1497 + 1 = 3000 bytes; the 1 MiB cut falls inside an "é".
+		return fmt.Sprintf("%04d:", i) + strings.Repeat("é", 1497) + "\n"
+	}
+	c := NewCell("big", false, CellOptions{})
+	var all strings.Builder
+	streamed := 0
+	for i := range chunks {
+		text := chunkText(i)
+		if len(text) != chunkLen {
+			t.Fatalf("chunk of %d bytes", len(text))
+		}
+		all.WriteString(text)
+		out := c.Observe(kmsg(t, jmsg.Stream, jmsg.StreamContent{Name: "stdout", Text: text}))
+		if len(out) != 1 || out[0]["content"] != text {
+			t.Fatalf("chunk %d streamed as %.80v", i, out)
+		}
+		streamed++
+	}
+	if streamed != chunks {
+		t.Fatalf("%d chunks streamed, want %d", streamed, chunks)
+	}
+	fin := c.Finish(CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok", ExecutionCount: 1}})
+	for i, m := range fin {
+		b, err := json.Marshal(m)
+		if err != nil || !json.Valid(b) {
+			t.Fatalf("final message %d: invalid JSON (%v)", i, err)
+		}
+		if len(b) > 3<<20 {
+			t.Errorf("final message %d has %d bytes", i, len(b))
+		}
+	}
+	d := decodeAll(t, fin)
+	for i, f := range []map[string]any{d[0]["result"].(map[string]any), d[1]} {
+		stdout, _ := f["stdout"].(string)
+		if len(stdout) > DefaultMaxFinalOutputBytes || len(stdout) < DefaultMaxFinalOutputBytes-3 {
+			t.Errorf("message %d: stdout has %d bytes, want at most %d and nearly that", i, len(stdout), DefaultMaxFinalOutputBytes)
+		}
+		if !strings.HasSuffix(stdout, chunkText(chunks-1)) || !strings.HasSuffix(all.String(), stdout) {
+			t.Errorf("message %d: stdout is not the end of the output", i)
+		}
+		if !utf8.ValidString(stdout) {
+			t.Errorf("message %d: stdout starts inside a rune: %q…", i, stdout[:8])
+		}
+		if f["output"] != stdout || f["stderr"] != "" {
+			t.Errorf("message %d: output differs from stdout, or stderr %q", i, f["stderr"])
+		}
+		if f["output_truncated"] != true || f["output_bytes"] != float64(chunks*chunkLen) || f["stderr_bytes"] != float64(0) {
+			t.Errorf("message %d: output_truncated %v, output_bytes %v, stderr_bytes %v; want true, %d, 0",
+				i, f["output_truncated"], f["output_bytes"], f["stderr_bytes"], chunks*chunkLen)
+		}
+	}
+
+	// A cut stderr alone is reported too, with a small MaxFinalOutputBytes.
+	c = NewCell("err", false, CellOptions{MaxFinalOutputBytes: 8})
+	c.Observe(kmsg(t, jmsg.Stream, jmsg.StreamContent{Name: "stdout", Text: "short\n"}))
+	c.Observe(kmsg(t, jmsg.Stream, jmsg.StreamContent{Name: "stderr", Text: "warning 1\n"}))
+	c.Observe(kmsg(t, jmsg.Stream, jmsg.StreamContent{Name: "stderr", Text: "warning 2\n"}))
+	res := decodeAll(t, c.Finish(CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok"}}))[1]
+	want := js(t, `{"stdout":"short\n","output":"short\n","stderr":"rning 2\n","output_truncated":true,"output_bytes":6,"stderr_bytes":20}`).(map[string]any)
+	for k, v := range want {
+		if res[k] != v {
+			t.Errorf("%s = %v, want %v", k, res[k], v)
+		}
 	}
 }

@@ -137,7 +137,9 @@ func (h *HTTP) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func (h *HTTP) session(w http.ResponseWriter, r *http.Request, bodyID string) (*Session, bool) {
+// session returns the caller's session, attached for the request so that
+// it is not culled while in use; call release when the request is done.
+func (h *HTTP) session(w http.ResponseWriter, r *http.Request, bodyID string) (s *Session, release func(), ok bool) {
 	id := r.Header.Get("X-Session-ID")
 	if id == "" {
 		id = bodyID
@@ -147,10 +149,24 @@ func (h *HTTP) session(w http.ResponseWriter, r *http.Request, bodyID string) (*
 	}
 	s, err := h.sessions.Open(h.user(r), id)
 	if err != nil {
-		errorEnvelope(w, http.StatusServiceUnavailable, err.Error())
-		return nil, false
+		code := http.StatusBadRequest
+		if errors.Is(err, errSessionClosed) {
+			code = http.StatusServiceUnavailable
+		}
+		errorEnvelope(w, code, err.Error())
+		return nil, nil, false
 	}
-	return s, true
+	s.attach()
+	return s, s.detach, true
+}
+
+// enqueueError answers a cell that could not be queued.
+func enqueueError(w http.ResponseWriter, err error) {
+	code := http.StatusServiceUnavailable
+	if errors.Is(err, errQueueFull) {
+		code = http.StatusTooManyRequests
+	}
+	errorEnvelope(w, code, err.Error())
 }
 
 func (h *HTTP) execute(w http.ResponseWriter, r *http.Request) {
@@ -162,10 +178,11 @@ func (h *HTTP) execute(w http.ResponseWriter, r *http.Request) {
 		errorEnvelope(w, http.StatusUnprocessableEntity, `"code" is required`)
 		return
 	}
-	s, ok := h.session(w, r, q.SessionID)
+	s, release, ok := h.session(w, r, q.SessionID)
 	if !ok {
 		return
 	}
+	defer release()
 	if q.UserInput != nil {
 		h.answer(w, r, s, *q.UserInput)
 		return
@@ -219,10 +236,11 @@ func (h *HTTP) executePipeline(w http.ResponseWriter, r *http.Request) {
 	if len(ds) > 0 {
 		datasets, _ = json.Marshal(ds)
 	}
-	s, ok := h.session(w, r, p.SessionID)
+	s, release, ok := h.session(w, r, p.SessionID)
 	if !ok {
 		return
 	}
+	defer release()
 	h.run(w, r, s, ExecuteRequest{Code: *p.Code, Datasets: datasets, Variables: objectOrNil(p.Variables)})
 }
 
@@ -231,7 +249,7 @@ func (h *HTTP) run(w http.ResponseWriter, r *http.Request, s *Session, req Execu
 	req.CellID = "http-" + uuid.NewString()
 	after := s.Last()
 	if err := s.Enqueue(req); err != nil {
-		errorEnvelope(w, http.StatusTooManyRequests, err.Error())
+		enqueueError(w, err)
 		return
 	}
 	h.respond(w, r, s, req.CellID, after)
@@ -255,6 +273,9 @@ func (h *HTTP) respond(w http.ResponseWriter, r *http.Request, s *Session, cellI
 func execResponse(o *cellOutcome) Msg {
 	resp := Msg{"status": "ok", "output": o.stdout.String(), "error": "", "plots": []any{}, "execution_count": 0,
 		"data": nil, "result": nil, "plot_count": 0, "plotly_count": 0, "total_plots": 0}
+	if len(o.warnings) > 0 {
+		resp["warnings"] = o.warnings
+	}
 	switch {
 	case o.early != "":
 		resp["status"], resp["error"] = "error", o.early
@@ -287,10 +308,11 @@ func (h *HTTP) continueInput(w http.ResponseWriter, r *http.Request) {
 	if !h.decodeBody(w, r, &body) {
 		return
 	}
-	s, ok := h.session(w, r, body.SessionID)
+	s, release, ok := h.session(w, r, body.SessionID)
 	if !ok {
 		return
 	}
+	defer release()
 	h.answer(w, r, s, body.Input)
 }
 
@@ -309,10 +331,11 @@ func (h *HTTP) answer(w http.ResponseWriter, r *http.Request, s *Session, input 
 }
 
 func (h *HTTP) reset(w http.ResponseWriter, r *http.Request) {
-	s, ok := h.session(w, r, "")
+	s, release, ok := h.session(w, r, "")
 	if !ok {
 		return
 	}
+	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
 	if err := s.Reset(ctx); err != nil {
@@ -323,11 +346,13 @@ func (h *HTTP) reset(w http.ResponseWriter, r *http.Request) {
 }
 
 // state evaluates the bounded variables summary in the caller's session.
+// state evaluates the bounded variables summary in the caller's session.
 func (h *HTTP) state(w http.ResponseWriter, r *http.Request) (*Session, *FlowState, bool) {
-	s, ok := h.session(w, r, "")
+	s, release, ok := h.session(w, r, "")
 	if !ok {
 		return nil, nil, false
 	}
+	defer release()
 	k, started := s.Kernel()
 	if !started {
 		return s, &FlowState{Variables: json.RawMessage("{}"), DataFrameVariables: json.RawMessage("[]")}, true
@@ -365,16 +390,20 @@ func (h *HTTP) variables(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *HTTP) clearVariables(w http.ResponseWriter, r *http.Request) {
-	s, ok := h.session(w, r, "")
+	s, release, ok := h.session(w, r, "")
 	if !ok {
 		return
 	}
+	defer release()
 	if k, started := s.Kernel(); started {
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
 		res, err := k.Evaluate(ctx, map[string]string{"reset": "get_ipython().run_line_magic('reset', '-f')"})
-		if err != nil || res["reset"].Status != "ok" {
-			errorEnvelope(w, http.StatusInternalServerError, fmt.Sprintf("clearing variables failed: %v %s", err, res["reset"].Evalue))
+		if err == nil && res["reset"].Status != "ok" {
+			err = fmt.Errorf("%s: %s", res["reset"].Ename, res["reset"].Evalue)
+		}
+		if err != nil {
+			errorEnvelope(w, http.StatusInternalServerError, "clearing variables failed: "+err.Error())
 			return
 		}
 	}

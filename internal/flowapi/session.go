@@ -48,7 +48,7 @@ func DefaultConfig() Config {
 		MaxMessageBytes: 16 << 20,
 		JournalMessages: 4096,
 		JournalBytes:    32 << 20,
-		AllowedOrigins:  []string{"localhost:*", "127.0.0.1:*", "[::1]:*"},
+		AllowedOrigins:  []string{"localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", "[::1]", "[::1]:*"},
 		MaxStateRows:    20,
 		PlotlyJSFile:    "/usr/share/python3-plotly/plotly.js", // from Debian's python3-plotly
 	}
@@ -92,11 +92,15 @@ type Session struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the cell worker and cancel watchers
 
-	mu       sync.Mutex // guards the fields below
-	k        *kernel.Kernel
-	running  *runningCell
-	attached int
-	detached time.Time // when attached last dropped to 0
+	startMu sync.Mutex // serialises starting the kernel, so a session never starts two
+
+	mu        sync.Mutex // guards the fields below
+	k         *kernel.Kernel
+	running   *runningCell
+	queued    map[string]bool // ids of the cells in the queue
+	cancelled map[string]bool // queued cells cancelled by id: skipped when dequeued
+	attached  int
+	detached  time.Time // when attached last dropped to 0
 }
 
 type runningCell struct {
@@ -147,15 +151,27 @@ func (s *Session) Enqueue(req ExecuteRequest) error {
 		return errSessionClosed
 	default:
 	}
+	s.mu.Lock()
+	if s.queued == nil {
+		s.queued = make(map[string]bool)
+	}
+	s.queued[req.CellID] = true
+	s.mu.Unlock()
 	select {
 	case s.cells <- req:
 		return nil
 	default:
-		return fmt.Errorf("%d cells are already queued in this session; wait for some to finish", cap(s.cells))
+		s.mu.Lock()
+		delete(s.queued, req.CellID)
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %d cells are already queued in this session; wait for some to finish", errQueueFull, cap(s.cells))
 	}
 }
 
-var errSessionClosed = errors.New("session is closed")
+var (
+	errSessionClosed = errors.New("session is closed")
+	errQueueFull     = errors.New("cell queue is full")
+)
 
 // work runs the cells one at a time, in order.
 func (s *Session) work() {
@@ -164,6 +180,14 @@ func (s *Session) work() {
 		case <-s.ctx.Done():
 			return
 		case req := <-s.cells:
+			s.mu.Lock()
+			skip := s.cancelled[req.CellID]
+			delete(s.cancelled, req.CellID)
+			delete(s.queued, req.CellID)
+			s.mu.Unlock()
+			if skip {
+				continue // whoever cancelled it was already answered
+			}
 			s.runCell(req)
 		}
 	}
@@ -171,6 +195,8 @@ func (s *Session) work() {
 
 // kernel returns the session's kernel, starting it on first use.
 func (s *Session) kernel(ctx context.Context) (*kernel.Kernel, error) {
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
 	s.mu.Lock()
 	k := s.k
 	s.mu.Unlock()
@@ -323,23 +349,41 @@ func (s *Session) ProvideInput(value string) error {
 	return k.Input(value)
 }
 
-// Cancel drops the queued cells and interrupts the running one (if cellID
-// is empty or names it). A cell that is still running CancelGrace after the
-// interrupt (stuck in C code, say) has its kernel restarted, and the client
-// is told its state was lost. Cancel returns at once.
+// Cancel stops cells: with an empty cellID every queued cell is dropped
+// and the running one interrupted; with a cellID only that cell is (dropped
+// if queued, interrupted if running). A running cell that is still running
+// CancelGrace after the interrupt (stuck in C code, say) has its kernel
+// restarted, and the client is told its state was lost. Cancel returns at
+// once.
 func (s *Session) Cancel(cellID string) {
-	for dropped := true; dropped; {
-		select {
-		case req := <-s.cells:
-			s.emit(Msg{"type": "execution_cancelled", "cell_id": req.CellID, "message": "Execution cancelled before it started"})
-		default:
-			dropped = false
+	if cellID == "" {
+		for dropped := true; dropped; {
+			select {
+			case req := <-s.cells:
+				s.mu.Lock()
+				delete(s.queued, req.CellID)
+				delete(s.cancelled, req.CellID)
+				s.mu.Unlock()
+				s.emit(Msg{"type": "execution_cancelled", "cell_id": req.CellID, "message": "Execution cancelled before it started"})
+			default:
+				dropped = false
+			}
 		}
 	}
 	s.mu.Lock()
 	run, k := s.running, s.k
+	if cellID != "" && (run == nil || run.cellID != cellID) {
+		if s.queued[cellID] { // the worker skips it when its turn comes
+			if s.cancelled == nil {
+				s.cancelled = make(map[string]bool)
+			}
+			s.cancelled[cellID] = true
+		}
+		s.mu.Unlock()
+		return
+	}
 	s.mu.Unlock()
-	if run == nil || k == nil || (cellID != "" && cellID != run.cellID) {
+	if run == nil || k == nil {
 		return
 	}
 	if err := k.Interrupt(s.ctx); err != nil {

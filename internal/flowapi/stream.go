@@ -34,14 +34,15 @@ func (h *HTTP) stream(w http.ResponseWriter, r *http.Request) {
 		errorEnvelope(w, http.StatusUnprocessableEntity, `"code" is required`)
 		return
 	}
-	s, ok := h.session(w, r, q.SessionID)
+	s, release, ok := h.session(w, r, q.SessionID)
 	if !ok {
 		return
 	}
+	defer release()
 	cellID := "stream-" + uuid.NewString()
 	after := s.Last()
 	if err := s.Enqueue(ExecuteRequest{CellID: cellID, Code: *q.Code, Datasets: datasetsOrNil(q.Datasets)}); err != nil {
-		errorEnvelope(w, http.StatusTooManyRequests, err.Error())
+		enqueueError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -55,6 +56,7 @@ func (h *HTTP) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		return true
 	}
+	started := false
 	for {
 		ctx, cancel := context.WithTimeout(r.Context(), keepaliveInterval)
 		msgs, err := s.Read(ctx, after)
@@ -79,6 +81,14 @@ func (h *HTTP) stream(w http.ResponseWriter, r *http.Request) {
 			after = m.seq
 			if id, _ := m.msg["cell_id"].(string); id != cellID && m.msg["type"] != "kernel_status" {
 				continue
+			}
+			if m.msg["type"] == "execution_start" {
+				started = true
+			}
+			if m.msg["type"] == "execution_cancelled" && !started {
+				emit(Msg{"event": "error", "message": "the run was cancelled before it started"})
+				emit(Msg{"event": "end", "status": "cancelled"})
+				return
 			}
 			events, done := streamEvents(m.msg)
 			for _, ev := range events {

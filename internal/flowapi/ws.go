@@ -225,11 +225,12 @@ func truthy(raw json.RawMessage) bool {
 		return x != 0
 	case string:
 		return x != ""
-	case nil:
-		return false
-	default:
-		return true
+	case []any:
+		return len(x) > 0
+	case map[string]any:
+		return len(x) > 0
 	}
+	return false // null
 }
 
 func (c *wsConn) provideInput(m clientMsg) {
@@ -251,8 +252,16 @@ func (c *wsConn) cancelExecution(m clientMsg) {
 		c.send(Msg{"type": "execution_cancelled", "cell_id": m.CellID, "message": "Execution cancelled"})
 		return
 	}
-	s.emit(Msg{"type": "execution_cancelled", "cell_id": m.CellID, "message": "Execution cancelled"})
-	s.Cancel(m.CellID)
+	// Cancelling the running cell (or "whatever runs") also drops the queued
+	// ones, as a notebook's stop button does; naming a queued cell drops
+	// only that one.
+	running, _ := s.runningCellID()
+	cellID, target := m.CellID, m.CellID
+	if cellID == "" || cellID == running {
+		cellID, target = running, ""
+	}
+	s.emit(Msg{"type": "execution_cancelled", "cell_id": cellID, "message": "Execution cancelled"})
+	s.Cancel(target)
 }
 
 func (c *wsConn) resetKernel() {
@@ -356,11 +365,18 @@ func (c *wsConn) detach() {
 // follow copies the session's messages to the socket. A client too slow
 // for the session's replay buffer is told so and disconnected.
 func (c *wsConn) follow(ctx context.Context, s *Session, after uint64) {
-	for {
+	for first := true; ; first = false {
 		msgs, err := s.Read(ctx, after)
 		if err != nil {
 			var gap *journal.GapError
 			switch {
+			case errors.As(err, &gap) && first:
+				// A resume from further back than the session keeps: say
+				// what is lost and go on from the oldest message held.
+				c.send(Msg{"type": "error", "kernel_id": s.id, "error": fmt.Sprintf(
+					"resume: messages %d to %d are no longer kept; continuing from %d", gap.After+1, gap.Oldest-1, gap.Oldest)})
+				after = gap.Oldest - 1
+				continue
 			case errors.As(err, &gap):
 				c.send(Msg{"type": "error", "kernel_id": s.id, "error": fmt.Sprintf(
 					"messages %d to %d are gone: this client fell too far behind; reconnect and resume from %d", gap.After+1, gap.Oldest-1, gap.Oldest-1)})

@@ -531,3 +531,28 @@ func TestWS_KernelDeathWhileIdleIsReported(t *testing.T) {
 		t.Fatalf("after restart: %q", got)
 	}
 }
+
+func TestWS_CancelOfOneQueuedCell(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, nil).dial(t)
+	path, open := gate(t)
+	c.send(map[string]any{"type": "execute", "code": waitCode(path) + "print('one')", "cell_id": "q1"})
+	c.send(map[string]any{"type": "execute", "code": "print('two')", "cell_id": "q2"})
+	c.send(map[string]any{"type": "execute", "code": "print('three')", "cell_id": "q3"})
+	c.until(isType("execution_start"))
+	c.send(map[string]any{"type": "cancel_execution", "cell_id": "q2"})
+	if m := c.until(isType("execution_cancelled")); m[len(m)-1]["cell_id"] != "q2" {
+		t.Fatalf("cancel reply %v", m[len(m)-1])
+	}
+	open()
+	ms := c.until(final("q3"))
+	var ran []string
+	for _, m := range ms {
+		if m["type"] == "execution_start" {
+			ran = append(ran, m["cell_id"].(string))
+		}
+	}
+	if strings.Join(ran, ",") != "q3" || !strings.Contains(stdout(ms), "three") || strings.Contains(stdout(ms), "two") {
+		t.Fatalf("after cancelling q2: started %v, output %q", ran, stdout(ms))
+	}
+}
