@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -426,5 +427,32 @@ func TestStringRedactsKey(t *testing.T) {
 	}
 	if !strings.Contains(i.String(), "key=redacted") {
 		t.Errorf("String() = %s", i.String())
+	}
+}
+
+// Ports never hands out a port twice within its hold, even after the first
+// reservation was released (the gap in which a kernel has not bound yet).
+func TestPorts_NoReuseWithinHold(t *testing.T) {
+	p := NewPorts(time.Minute)
+	seen := map[int]bool{}
+	for range 40 {
+		info, res, err := p.NewTCP("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Release() // as before a spawn: the ports are free again
+		for _, port := range []int{info.ShellPort, info.IOPubPort, info.StdinPort, info.ControlPort, info.HBPort} {
+			if seen[port] {
+				t.Fatalf("port %d handed out twice within the hold", port)
+			}
+			seen[port] = true
+		}
+	}
+	if !p.take(1) || p.take(1) {
+		t.Fatal("take must accept a new port once, then refuse it within the hold")
+	}
+	expired := NewPorts(0)
+	if !expired.take(2) || !expired.take(2) {
+		t.Fatal("with no hold a port can be taken again")
 	}
 }

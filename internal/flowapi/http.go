@@ -247,6 +247,14 @@ func (h *HTTP) executePipeline(w http.ResponseWriter, r *http.Request) {
 // run executes one cell and answers when it ends or asks for input.
 func (h *HTTP) run(w http.ResponseWriter, r *http.Request, s *Session, req ExecuteRequest) {
 	req.CellID = "http-" + uuid.NewString()
+	if k, ok := s.Kernel(); ok {
+		if _, waiting := k.PendingInput(); waiting {
+			// An HTTP client that got input_required and moved on will not
+			// answer: as in the original, where input() ended the cell, the
+			// waiting cell stops instead of blocking this one forever.
+			s.Cancel("")
+		}
+	}
 	after := s.Last()
 	if err := s.Enqueue(req); err != nil {
 		enqueueError(w, err)

@@ -63,6 +63,7 @@ type Kernel struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics Metrics
+	ports   *connfile.Ports // shared by the manager's kernels
 	journal *Journal
 	session string // the gateway's Jupyter session id for requests it sends
 	dir     string // runtime dir: connection files, ipc sockets, work dir
@@ -395,7 +396,7 @@ func (k *Kernel) connInfo(n int) (connfile.Info, func(), error) {
 		info, err := connfile.NewIPC(dir)
 		return info, func() {}, err
 	}
-	info, res, err := connfile.NewTCP(k.cfg.IP)
+	info, res, err := k.ports.NewTCP(k.cfg.IP)
 	if err != nil {
 		return connfile.Info{}, nil, err
 	}
@@ -455,7 +456,7 @@ func envList(m map[string]string) []string {
 }
 
 // newKernel prepares a kernel; run starts it.
-func newKernel(id string, spec kernelspec.Spec, cfg Config, log *slog.Logger, m Metrics) (*Kernel, error) {
+func newKernel(id string, spec kernelspec.Spec, cfg Config, log *slog.Logger, m Metrics, ports *connfile.Ports) (*Kernel, error) {
 	dir := filepath.Join(cfg.RuntimeDir, id)
 	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o700); err != nil {
 		return nil, fmt.Errorf("create kernel dir: %w", err)
@@ -466,6 +467,7 @@ func newKernel(id string, spec kernelspec.Spec, cfg Config, log *slog.Logger, m 
 		cfg:      cfg,
 		log:      log.With("kernel_id", id),
 		metrics:  m,
+		ports:    ports,
 		journal:  NewJournal(cfg.JournalEvents, cfg.JournalBytes),
 		session:  uuid.NewString(),
 		dir:      dir,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/kernelgate/kernelgate/internal/connfile"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
 	"github.com/kernelgate/kernelgate/internal/zmqwire"
 )
@@ -96,6 +97,7 @@ type Manager struct {
 	defaultSpec string
 	log         *slog.Logger
 	metrics     Metrics
+	ports       *connfile.Ports // tcp ports handed out, so concurrent starts never share one
 
 	mu      sync.Mutex // guards kernels and closed
 	kernels map[string]*Kernel
@@ -115,7 +117,8 @@ func NewManager(cfg Config, specs map[string]kernelspec.Spec, defaultSpec string
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, specs: specs, defaultSpec: defaultSpec, log: log, metrics: m, kernels: make(map[string]*Kernel)}, nil
+	return &Manager{cfg: cfg, specs: specs, defaultSpec: defaultSpec, log: log, metrics: m,
+		ports: connfile.NewPorts(time.Minute), kernels: make(map[string]*Kernel)}, nil
 }
 
 // Specs returns the known kernelspecs and the default's name.
@@ -132,7 +135,7 @@ func (m *Manager) Start(ctx context.Context, opts StartOptions) (*Kernel, error)
 		return nil, fmt.Errorf("no such kernelspec %q: %w", name, ErrNotFound)
 	}
 	id := uuid.NewString()
-	k, err := newKernel(id, spec, m.cfg, m.log, m.metrics)
+	k, err := newKernel(id, spec, m.cfg, m.log, m.metrics, m.ports)
 	if err != nil {
 		return nil, err
 	}
