@@ -63,6 +63,10 @@ func (e *FieldError) Error() string {
 
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// maxIPCRuntimeDir leaves room under the 107-byte unix socket path limit
+// for "/<13-byte kernel dir>/i<n>/kernel-<port>".
+const maxIPCRuntimeDir = 80
+
 // envPrefix prefixes every environment variable kernelgate reads.
 const envPrefix = "KERNELGATE_"
 
@@ -172,6 +176,11 @@ func (c Config) Validate() error {
 	case "tcp", "ipc":
 	default:
 		bad("transport", c.Kernel.Transport, "want tcp or ipc")
+	}
+	// ipc socket paths are <runtime-dir>/<kernel dir>/i<n>/kernel-<port>,
+	// and a unix socket path holds at most 107 bytes.
+	if c.Kernel.Transport == "ipc" && len(c.Kernel.RuntimeDir) > maxIPCRuntimeDir {
+		bad("runtime-dir", c.Kernel.RuntimeDir, fmt.Sprintf("with transport ipc it must be at most %d bytes long (unix socket paths are limited); choose a shorter dir or --transport tcp", maxIPCRuntimeDir))
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", c.ShutdownTimeout.String(), "must be positive")

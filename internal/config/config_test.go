@@ -82,7 +82,7 @@ func TestDefaultValidates(t *testing.T) {
 		{"KernelSpec", c.KernelSpec, "python3"},
 		{"Python", c.Python, "/usr/bin/python3"},
 		{"ShutdownTimeout", c.ShutdownTimeout, 15 * time.Second},
-		{"Kernel.Transport", c.Kernel.Transport, "tcp"},
+		{"Kernel.Transport", c.Kernel.Transport, "ipc"},
 		{"Kernel.AutoRestart", c.Kernel.AutoRestart, true},
 	}
 	for _, ck := range checks {
@@ -517,5 +517,25 @@ func TestLoadHelp(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With ipc the runtime dir must leave room for socket paths (107 bytes).
+func TestValidate_IPCRuntimeDirLength(t *testing.T) {
+	long := "/" + strings.Repeat("d", 90)
+	for _, tt := range []struct {
+		transport, dir string
+		ok             bool
+	}{
+		{"ipc", "/tmp/kernelgate-1", true},
+		{"ipc", long, false},
+		{"tcp", long, true},
+	} {
+		c := Default()
+		c.Kernel.Transport, c.Kernel.RuntimeDir = tt.transport, tt.dir
+		err := c.Validate()
+		if (err == nil) != tt.ok || (err != nil && !strings.Contains(err.Error(), "runtime-dir")) {
+			t.Errorf("transport %s, dir of %d bytes: err = %v, want ok=%v", tt.transport, len(tt.dir), err, tt.ok)
+		}
 	}
 }

@@ -32,6 +32,10 @@ var (
 	ErrStartFailed    = errors.New("kernel failed to start")
 )
 
+// errConnect marks a launch whose process started but could not be
+// connected to.
+var errConnect = errors.New("connect to kernel")
+
 // DiedError ends executions whose kernel died or restarted under them.
 type DiedError struct{ Reason string }
 
@@ -365,7 +369,7 @@ func (k *Kernel) launch(ctx context.Context, n int) (*incarnation, error) {
 	<-watchDone
 	if err != nil {
 		_ = proc.Stop(context.Background(), nil)
-		return nil, fmt.Errorf("connect to kernel: %s: %w", k.describeExit(proc), err)
+		return nil, fmt.Errorf("%w: %s: %w", errConnect, k.describeExit(proc), err)
 	}
 	incCtx, incCancel := context.WithCancel(context.Background())
 	inc := &incarnation{proc: proc, conn: conn, cancel: incCancel, hbDone: make(chan struct{}), hbLost: make(chan struct{}, 1)}
@@ -389,7 +393,7 @@ func (k *Kernel) describeExit(p *supervisor.Process) string {
 
 func (k *Kernel) connInfo(n int) (connfile.Info, func(), error) {
 	if k.cfg.Transport == "ipc" {
-		dir := filepath.Join(k.dir, fmt.Sprintf("ipc-%d", n))
+		dir := filepath.Join(k.dir, fmt.Sprintf("i%d", n))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return connfile.Info{}, nil, err
 		}
@@ -457,8 +461,15 @@ func envList(m map[string]string) []string {
 
 // newKernel prepares a kernel; run starts it.
 func newKernel(id string, spec kernelspec.Spec, cfg Config, log *slog.Logger, m Metrics, ports *connfile.Ports) (*Kernel, error) {
-	dir := filepath.Join(cfg.RuntimeDir, id)
-	if err := os.MkdirAll(filepath.Join(dir, "work"), 0o700); err != nil {
+	// A short dir name: ipc socket paths live under it, and a unix socket
+	// path holds at most 107 bytes. The id's first 12 hex digits are unique
+	// enough among one server's kernels; Mkdir (not MkdirAll) would report
+	// a clash rather than share a dir.
+	dir := filepath.Join(cfg.RuntimeDir, id[:13])
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create kernel dir: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "work"), 0o700); err != nil {
 		return nil, fmt.Errorf("create kernel dir: %w", err)
 	}
 	return &Kernel{

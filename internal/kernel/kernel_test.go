@@ -593,18 +593,23 @@ func userExpr(t *testing.T, res kernel.ExprResult, v any) {
 	}
 }
 
-func TestKernel_IPCTransport(t *testing.T) {
+func TestKernel_Transports(t *testing.T) {
 	t.Parallel()
-	var dir string
-	m := newManager(t, func(c *kernel.Config) { c.Transport = "ipc"; dir = c.RuntimeDir })
-	k := startKernel(t, m)
-	_, evs := exec(t, k, "print('over ipc')")
-	if got := streamText(t, evs); got != "over ipc\n" {
-		t.Fatalf("got %q", got)
-	}
-	info, err := connfile.Read(filepath.Join(dir, k.ID(), "connection-1.json"))
-	if err != nil || info.Transport != "ipc" {
-		t.Fatalf("connection file: %+v, %v; want transport ipc", info, err)
+	for _, transport := range []string{"ipc", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Parallel()
+			var dir string
+			m := newManager(t, func(c *kernel.Config) { c.Transport = transport; dir = c.RuntimeDir })
+			k := startKernel(t, m)
+			_, evs := exec(t, k, "print('over "+transport+"')")
+			if got := streamText(t, evs); got != "over "+transport+"\n" {
+				t.Fatalf("got %q", got)
+			}
+			info, err := connfile.Read(filepath.Join(dir, k.ID()[:13], "connection-1.json"))
+			if err != nil || info.Transport != transport {
+				t.Fatalf("connection file: %+v, %v; want transport %s", info, err, transport)
+			}
+		})
 	}
 }
 

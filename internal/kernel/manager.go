@@ -26,10 +26,14 @@ import (
 type Config struct {
 	RuntimeDir string   // parent of every kernel's private dir
 	Env        []string // the environment kernels start with
-	Transport  string   // "tcp" or "ipc"
-	IP         string   // for tcp
-	Username   string   // header username on the gateway's requests
-	Bootstrap  bool     // run the Python bootstrap in Python kernels
+	// Transport is "ipc" (the default) or "tcp". ipc needs no ports: with
+	// tcp, a port is free between its reservation's release and the
+	// kernel's bind, and any process binding a random port in that gap
+	// (ipykernel itself does, for its output pipe) can take it.
+	Transport string
+	IP        string // for tcp
+	Username  string // header username on the gateway's requests
+	Bootstrap bool   // run the Python bootstrap in Python kernels
 
 	StartTimeout      time.Duration
 	HeartbeatInterval time.Duration // 0 disables heartbeats
@@ -50,7 +54,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented in docs/architecture.md.
 func DefaultConfig() Config {
 	return Config{
-		Transport:         "tcp",
+		Transport:         "ipc",
 		IP:                "127.0.0.1",
 		Username:          "kernelgate",
 		Bootstrap:         true,
@@ -207,7 +211,15 @@ func (m *Manager) Shutdown(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return k.Shutdown(ctx)
+	if err := k.Shutdown(ctx); err != nil {
+		return err
+	}
+	// Gone from the listing when Shutdown returns, not a moment later.
+	m.mu.Lock()
+	delete(m.kernels, id)
+	m.metrics.KernelsRunning(len(m.kernels))
+	m.mu.Unlock()
+	return nil
 }
 
 // Close refuses new kernels, shuts every kernel down in parallel and waits

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -58,6 +59,13 @@ func (k *Kernel) run() {
 		}
 		var out outcome
 		inc, err := k.launch(context.Background(), n)
+		for try := 1; err != nil && k.cfg.Transport == "tcp" && errors.Is(err, errConnect) && try < 3; try++ {
+			// With tcp another process may have bound a released port
+			// before the kernel did: fresh ports, another try.
+			k.log.Warn("kernel start failed, retrying with fresh ports", "err", err)
+			n++
+			inc, err = k.launch(context.Background(), n)
+		}
 		if err != nil {
 			out = outcome{died: true, reason: "kernel failed to start: " + err.Error()}
 		} else {

@@ -155,6 +155,25 @@ func (c *Conn) dial(ctx context.Context, mk newSocket, ch jmsg.Channel) (zmq4.So
 	if err != nil {
 		return nil, err
 	}
+	for {
+		s, err := c.dialOnce(ctx, mk, ep)
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("dial %s %s: %w (last error: %v)", ch, ep, ctx.Err(), err)
+		}
+		// The connection was made but the ZMTP greeting failed: the kernel
+		// was still setting up the socket, or (tcp) something else holds
+		// the port. Try again with a fresh socket until ctx ends.
+		select {
+		case <-time.After(c.opts.DialRetry):
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (c *Conn) dialOnce(ctx context.Context, mk newSocket, ep string) (zmq4.Socket, error) {
 	s := mk(context.Background(),
 		zmq4.WithID(c.identity),
 		zmq4.WithDialerRetry(c.opts.DialRetry),
@@ -163,6 +182,7 @@ func (c *Conn) dial(ctx context.Context, mk newSocket, ch jmsg.Channel) (zmq4.So
 	)
 	done := make(chan error, 1)
 	go func() { done <- s.Dial(ep) }()
+	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -172,7 +192,7 @@ func (c *Conn) dial(ctx context.Context, mk newSocket, ch jmsg.Channel) (zmq4.So
 	}
 	if err != nil {
 		s.Close()
-		return nil, fmt.Errorf("dial %s %s: %w", ch, ep, err)
+		return nil, err
 	}
 	return s, nil
 }
