@@ -36,10 +36,10 @@ func (s *Session) follow(ctx context.Context, cellID string, after uint64, fn fu
 	}
 }
 
-// await follows one cell until it finishes or asks for input.
-func (s *Session) await(ctx context.Context, cellID string, after uint64) (*cellOutcome, error) {
+// await follows one cell until it finishes or asks for input; started says
+// it already began before after.
+func (s *Session) await(ctx context.Context, cellID string, after uint64, started bool) (*cellOutcome, error) {
 	out := &cellOutcome{}
-	started := false
 	last, err := s.follow(ctx, cellID, after, func(m Msg) bool {
 		switch m["type"] {
 		case "execution_start":

@@ -260,11 +260,13 @@ func (h *HTTP) run(w http.ResponseWriter, r *http.Request, s *Session, req Execu
 		enqueueError(w, err)
 		return
 	}
-	h.respond(w, r, s, req.CellID, after)
+	h.respond(w, r, s, req.CellID, after, false)
 }
 
-func (h *HTTP) respond(w http.ResponseWriter, r *http.Request, s *Session, cellID string, after uint64) {
-	out, err := s.await(r.Context(), cellID, after)
+// respond answers with the cell's outcome; continued says the cell was
+// already running (an input continuation) when following began.
+func (h *HTTP) respond(w http.ResponseWriter, r *http.Request, s *Session, cellID string, after uint64, continued bool) {
+	out, err := s.await(r.Context(), cellID, after, continued)
 	if err != nil {
 		if r.Context().Err() != nil {
 			// The caller went away: do not leave its cell running.
@@ -294,7 +296,7 @@ func execResponse(o *cellOutcome) Msg {
 		resp["input_prompt"] = prompt
 	case o.final != nil:
 		for _, k := range []string{"status", "output", "error", "plots", "execution_count", "result", "table_result",
-			"plot_count", "plotly_count", "total_plots", "error_details", "stderr"} {
+			"plot_count", "plotly_count", "total_plots", "error_details", "stderr", "output_truncated", "output_bytes", "stderr_bytes"} {
 			if v, ok := o.final[k]; ok {
 				resp[k] = v
 			}
@@ -335,7 +337,7 @@ func (h *HTTP) answer(w http.ResponseWriter, r *http.Request, s *Session, input 
 		errorEnvelope(w, http.StatusConflict, "no input() is waiting in this session: "+err.Error())
 		return
 	}
-	h.respond(w, r, s, cellID, after)
+	h.respond(w, r, s, cellID, after, true)
 }
 
 func (h *HTTP) reset(w http.ResponseWriter, r *http.Request) {

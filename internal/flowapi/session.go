@@ -48,9 +48,10 @@ func DefaultConfig() Config {
 		MaxMessageBytes: 16 << 20,
 		JournalMessages: 4096,
 		JournalBytes:    32 << 20,
-		AllowedOrigins:  []string{"localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", "[::1]", "[::1]:*"},
-		MaxStateRows:    20,
-		PlotlyJSFile:    "/usr/share/python3-plotly/plotly.js", // from Debian's python3-plotly
+		// path.Match patterns: brackets must be escaped to match literally.
+		AllowedOrigins: []string{"localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", `\[::1\]`, `\[::1\]:*`},
+		MaxStateRows:   20,
+		PlotlyJSFile:   "/usr/share/python3-plotly/plotly.js", // from Debian's python3-plotly
 	}
 }
 
@@ -104,8 +105,9 @@ type Session struct {
 }
 
 type runningCell struct {
-	cellID string
-	ex     *kernel.Execution
+	cellID    string
+	ex        *kernel.Execution // nil while the cell is being prepared
+	cancelled bool              // cancelled while being prepared: never execute it
 }
 
 func newSession(id, user string, cfg Config, kernels Kernels, log *slog.Logger) *Session {
@@ -242,6 +244,15 @@ func (s *Session) Kernel() (*kernel.Kernel, bool) {
 }
 
 func (s *Session) runCell(req ExecuteRequest) {
+	run := &runningCell{cellID: req.CellID}
+	s.mu.Lock()
+	s.running = run
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.running = nil
+		s.mu.Unlock()
+	}()
 	s.emit(Msg{"type": "execution_start", "cell_id": req.CellID, "kernel_id": s.id})
 	k, err := s.kernel(s.ctx)
 	if err != nil {
@@ -254,19 +265,20 @@ func (s *Session) runCell(req ExecuteRequest) {
 	if len(req.Variables) > 0 {
 		s.prepare(k, req.CellID, "setting variables", bootstrap.SetVariablesExpr(req.Variables))
 	}
+	// Under mu, so that a Cancel either sees the execution or the flag.
+	s.mu.Lock()
+	if run.cancelled {
+		s.mu.Unlock()
+		s.emit(Msg{"type": "error", "cell_id": req.CellID, "is_last": true, "error": "the cell was cancelled before its code ran"})
+		return
+	}
 	ex, err := k.Execute(s.ctx, kernel.ExecuteRequest{Code: req.Code, StoreHistory: true, AllowStdin: true, StopOnError: true})
+	run.ex = ex
+	s.mu.Unlock()
 	if err != nil {
 		s.emit(Msg{"type": "error", "cell_id": req.CellID, "is_last": true, "error": "the cell could not be sent to the kernel: " + err.Error()})
 		return
 	}
-	s.mu.Lock()
-	s.running = &runningCell{cellID: req.CellID, ex: ex}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.running = nil
-		s.mu.Unlock()
-	}()
 
 	cell := NewCell(req.CellID, req.Streaming, s.cfg.Cell)
 	err = k.Follow(s.ctx, ex, func(e kernel.Event) error {
@@ -372,6 +384,11 @@ func (s *Session) Cancel(cellID string) {
 	}
 	s.mu.Lock()
 	run, k := s.running, s.k
+	if run != nil && run.ex == nil && (cellID == "" || cellID == run.cellID) {
+		run.cancelled = true // still being prepared: its code will not be sent
+		s.mu.Unlock()
+		return
+	}
 	if cellID != "" && (run == nil || run.cellID != cellID) {
 		if s.queued[cellID] { // the worker skips it when its turn comes
 			if s.cancelled == nil {
@@ -382,8 +399,12 @@ func (s *Session) Cancel(cellID string) {
 		s.mu.Unlock()
 		return
 	}
+	var ex *kernel.Execution
+	if run != nil {
+		ex = run.ex
+	}
 	s.mu.Unlock()
-	if run == nil || k == nil {
+	if ex == nil || k == nil {
 		return
 	}
 	if err := k.Interrupt(s.ctx); err != nil {
@@ -393,7 +414,7 @@ func (s *Session) Cancel(cellID string) {
 		t := time.NewTimer(s.cfg.CancelGrace)
 		defer t.Stop()
 		select {
-		case <-run.ex.Done():
+		case <-ex.Done():
 			return
 		case <-s.ctx.Done():
 			return

@@ -577,3 +577,49 @@ func TestWS_CancelOfOneQueuedCell(t *testing.T) {
 		t.Fatalf("after cancelling q2: started %v, output %q", ran, stdout(ms))
 	}
 }
+
+// Origins: the server's own host and loopback pages are let in, others are
+// refused at the handshake.
+func TestWS_OriginCheck(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, nil)
+	for _, tt := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"http://localhost:3000", true},
+		{"http://localhost", true},
+		{"http://127.0.0.1:5173", true},
+		{"http://[::1]:3000", true},
+		{"https://evil.example", false},
+		{"http://localhost.evil.example", false},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.url, "http")+"/ws",
+			&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {tt.origin}}})
+		cancel()
+		if tt.ok != (err == nil) {
+			t.Errorf("origin %s: err = %v, want allowed=%v", tt.origin, err, tt.ok)
+		}
+		if err == nil {
+			c.CloseNow()
+		} else if resp != nil && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("origin %s: status %d, want 403", tt.origin, resp.StatusCode)
+		}
+	}
+}
+
+// A cell cancelled while it waits in input() leaves nothing waiting: a
+// late provide_input is refused instead of vanishing.
+func TestWS_CancelInInputClearsThePrompt(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, nil).dial(t)
+	c.send(map[string]any{"type": "execute", "code": "input('name? ')", "cell_id": "w1"})
+	c.until(isType("input_request"))
+	c.send(map[string]any{"type": "cancel_execution"})
+	c.until(final("w1"))
+	c.send(map[string]any{"type": "provide_input", "input": "late"})
+	if m := c.until(isType("error")); !strings.Contains(m[len(m)-1]["error"].(string), "no input() is waiting") {
+		t.Fatalf("late input after cancel: %v", m[len(m)-1])
+	}
+}

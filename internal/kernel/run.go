@@ -312,6 +312,9 @@ func (k *Kernel) handle(in zmqconn.Incoming) {
 	case in.Channel == jmsg.Stdin && m.Type() == jmsg.InputRequest:
 		k.pendingInput = m
 	}
+	if in.Channel == jmsg.Shell && m.Type() == jmsg.ExecuteReply && k.pendingInput != nil && k.pendingInput.ParentID() == parent {
+		k.pendingInput = nil // the cell ended (interrupted in input()): nobody waits any more
+	}
 	k.lastActivity = time.Now()
 	k.mu.Unlock()
 
