@@ -57,3 +57,7 @@ func SetVariablesExpr(objectJSON []byte) string {
 	return fmt.Sprintf("__import__('_kernelgate').set_variables_b64('%s')",
 		base64.StdEncoding.EncodeToString(objectJSON))
 }
+
+// InputMarker is the type of the iopub message the bootstrap sends right
+// before each input_request, after flushing the output printed before it.
+const InputMarker = "kernelgate_input_marker"

@@ -470,6 +470,39 @@ def set_variables_b64(payload):
         ns[name] = value
         set_names.append(name)
     return JSON({"set": set_names, "errors": errors})
+
+
+# 7. Output before a prompt: ipykernel flushes stdout, then sends the
+#    input_request on the stdin socket, while the text went out on iopub; a
+#    client reading both sockets may see the prompt first. A marker sent on
+#    iopub after the flush lets the gateway hold the prompt until everything
+#    printed before it has arrived.
+INPUT_MARKER = "kernelgate_input_marker"
+
+
+def _install_input_marker():
+    kernel = getattr(get_ipython(), "kernel", None)
+    original = getattr(kernel, "_input_request", None)
+    if original is None or not hasattr(kernel, "_topic"):
+        return
+
+    def _input_request(prompt, ident, parent, password=False):
+        try:
+            sys.stderr.flush()
+            sys.stdout.flush()
+            kernel.session.send(kernel.iopub_socket, INPUT_MARKER, {}, parent=parent,
+                                ident=kernel._topic(INPUT_MARKER))
+        except Exception:
+            pass
+        return original(prompt, ident, parent, password=password)
+
+    kernel._input_request = _input_request
+
+
+try:
+    _install_input_marker()
+except Exception:
+    pass
 '''
 
 _kg = _types.ModuleType("_kernelgate")

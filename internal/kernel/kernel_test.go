@@ -634,3 +634,33 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+// What a cell prints before input() reaches clients before the prompt, every
+// time, although the two travel on different sockets.
+func TestKernel_OutputBeforePromptStaysBeforeIt(t *testing.T) {
+	t.Parallel()
+	k := startKernel(t, newManager(t, nil))
+	for i := range 15 {
+		code := fmt.Sprintf("print('before %d')\nx = input('q%d? ')", i, i)
+		var order []string
+		run(t, k, kernel.ExecuteRequest{Code: code, AllowStdin: true}, func(e kernel.Event) {
+			if e.Msg == nil {
+				return
+			}
+			switch e.Msg.Type() {
+			case jmsg.Stream:
+				order = append(order, "stream")
+			case jmsg.InputRequest:
+				order = append(order, "prompt")
+				if err := k.Input("x"); err != nil {
+					t.Error(err)
+				}
+			case bootstrap.InputMarker:
+				t.Error("the marker must not reach the journal")
+			}
+		})
+		if len(order) < 2 || order[0] != "stream" || order[len(order)-1] != "prompt" {
+			t.Fatalf("cell %d: order %v, want the printed text before the prompt", i, order)
+		}
+	}
+}

@@ -180,6 +180,8 @@ func (k *Kernel) pump(inc *incarnation, onReady func()) outcome {
 	defer tick.Stop()
 	defer deadline.Stop()
 	tickC, deadlineC := tick.C, deadline.C
+	var order inputOrder
+	var heldC <-chan time.Time
 
 	sendKernelInfo := func() {
 		m, _ := jmsg.New(jmsg.KernelInfoRequest, k.session, k.cfg.Username, nil, struct{}{})
@@ -229,8 +231,16 @@ func (k *Kernel) pump(inc *incarnation, onReady func()) outcome {
 			if in.Channel == jmsg.IOPub {
 				gotIOPub = true
 			}
-			k.handle(in)
+			if !order.admit(in, k.handle) && heldC == nil {
+				heldC = time.After(inputHoldLimit)
+			}
+			if order.held == nil {
+				heldC = nil
+			}
 			advance()
+		case <-heldC:
+			heldC = nil
+			order.release(k.handle) // no marker came (a kernel without the bootstrap)
 		case <-tickC:
 			sendKernelInfo()
 		case <-deadlineC:
@@ -238,6 +248,7 @@ func (k *Kernel) pump(inc *incarnation, onReady func()) outcome {
 			<-inc.proc.Done()
 			return outcome{died: true, reason: fmt.Sprintf("kernel did not become ready within %s (%s)", k.cfg.StartTimeout, k.describeExit(inc.proc))}
 		case <-inc.proc.Done():
+			order.release(k.handle)
 			k.drain(inc.conn)
 			return outcome{died: true, reason: "kernel died: " + k.describeExit(inc.proc)}
 		case <-inc.hbLost:
@@ -406,5 +417,50 @@ func (k *Kernel) shutdown(inc *incarnation) {
 	k.journal.Close()
 	if err := os.RemoveAll(k.dir); err != nil {
 		k.log.Warn("remove kernel dir", "err", err)
+	}
+}
+
+// inputHoldLimit bounds how long an input_request waits for its marker.
+const inputHoldLimit = 100 * time.Millisecond
+
+// inputOrder keeps a prompt behind the output printed before it. The
+// bootstrap sends a marker on iopub after flushing that output and before
+// the input_request (stdin); the two sockets are read independently, so the
+// input_request may arrive first. It is then held until its marker arrives
+// (or inputHoldLimit passes). Markers never reach the journal.
+type inputOrder struct {
+	held   *zmqconn.Incoming
+	marked string // parent msg_id of the last marker seen
+}
+
+// admit passes in to handle in the right order and reports false when it
+// holds in back.
+func (o *inputOrder) admit(in zmqconn.Incoming, handle func(zmqconn.Incoming)) bool {
+	parent := in.Msg.ParentID()
+	switch {
+	case in.Channel == jmsg.IOPub && in.Msg.Type() == bootstrap.InputMarker:
+		o.marked = parent
+		if o.held != nil && o.held.Msg.ParentID() == parent {
+			o.release(handle)
+		}
+		return true
+	case in.Channel == jmsg.Stdin && in.Msg.Type() == jmsg.InputRequest && o.marked != parent:
+		o.release(handle) // at most one prompt is ever pending
+		o.held = &in
+		return false
+	}
+	if in.Channel == jmsg.Stdin && in.Msg.Type() == jmsg.InputRequest {
+		o.marked = "" // one marker per prompt
+	}
+	handle(in)
+	return true
+}
+
+// release hands a held input_request on.
+func (o *inputOrder) release(handle func(zmqconn.Incoming)) {
+	if o.held != nil {
+		in := *o.held
+		o.held, o.marked = nil, ""
+		handle(in)
 	}
 }
