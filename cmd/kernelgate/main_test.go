@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -396,4 +397,74 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// With tokens, every route but the probes needs one, WebSockets take it as
+// ?token=, and two users never share a session even under the same name.
+func TestServe_TokensAndUserIsolation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const alice, bob = "alice-token-0123456789", "bob-token-0123456789ab"
+	file := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(file, []byte("alice "+alice+"\nbob "+bob+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", filepath.Join(dir, "rt"), "--token-file", file)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	url := readURL(t, stdout)
+
+	call := func(token, code string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", url+"/api/execute", strings.NewReader(fmt.Sprintf(`{"code": %q}`, code)))
+		req.Header.Set("X-Session-ID", "shared-name")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	if code, body := call("", "1"); code != 401 || !strings.Contains(fmt.Sprint(body["error"]), "no token") {
+		t.Fatalf("no token: %d %v", code, body)
+	}
+	if code, body := call("wrong-wrong-wrong-wrong", "1"); code != 401 || !strings.Contains(fmt.Sprint(body["error"]), "invalid token") {
+		t.Fatalf("wrong token: %d %v", code, body)
+	}
+	if code, _ := call(alice, "secret = 'alice'"); code != 200 {
+		t.Fatalf("alice: %d", code)
+	}
+	if _, body := call(bob, "secret"); !strings.Contains(fmt.Sprint(body["error_details"]), "NameError") {
+		t.Fatalf("bob sees alice's session: %v", body)
+	}
+	if resp, err := http.Get(url + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz must stay open for probes: %v %v", resp, err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(url, "http") + "/ws"
+	if _, resp, err := websocket.Dial(ctx, wsURL, nil); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("websocket without token: %v %v", resp, err)
+	}
+	c, _, err := websocket.Dial(ctx, wsURL+"?token="+bob, nil)
+	if err != nil {
+		t.Fatalf("websocket with ?token=: %v", err)
+	}
+	c.CloseNow()
+	if strings.Contains(stderr.String(), alice) || strings.Contains(stderr.String(), bob) {
+		t.Fatal("a token appeared in the logs")
+	}
 }

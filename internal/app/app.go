@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kernelgate/kernelgate/internal/auth"
 	"github.com/kernelgate/kernelgate/internal/config"
 	"github.com/kernelgate/kernelgate/internal/console"
 	"github.com/kernelgate/kernelgate/internal/flowapi"
@@ -98,10 +99,19 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	}
 	var shuttingDown atomic.Bool
 	mux := http.NewServeMux()
-	anonymous := func(*http.Request) string { return "anonymous" } // until auth exists
+	tokens, err := loadTokens(c)
+	if err != nil {
+		mgr.Close(context.Background())
+		return err
+	}
+	if tokens == nil {
+		log.Info("no authentication: kernelgate accepts only local connections", "addr", c.Addr)
+	} else {
+		log.Info("authentication on", "tokens", tokens.Len())
+	}
 	sessions := flowapi.NewSessions(c.Flow, mgr, log)
-	ws := flowapi.NewWS(c.Flow, sessions, anonymous, log)
-	flowapi.NewHTTP(c.Flow, sessions, anonymous, func() int { return len(mgr.List()) }).Register(mux, ws)
+	ws := flowapi.NewWS(c.Flow, sessions, auth.User, log)
+	flowapi.NewHTTP(c.Flow, sessions, auth.User, func() int { return len(mgr.List()) }).Register(mux, ws)
 	sctxRun, stopSessions := context.WithCancel(context.Background())
 	sessionsDone := make(chan error, 1)
 	go func() { sessionsDone <- sessions.Run(sctxRun) }()
@@ -120,7 +130,8 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	})
 	mux.Handle("GET /metrics", met.Handler())
 	srv := &http.Server{
-		Handler:           mux,
+		// Probes and the old frontend's status dot stay open; they say nothing.
+		Handler:           auth.Middleware(mux, tokens, "/healthz", "/readyz", "/health", "/ping"),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -156,6 +167,34 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	}
 	log.Info("kernelgate stopped")
 	return err
+}
+
+// loadTokens builds the token set from the config, or nil when no token is
+// configured.
+func loadTokens(c config.Config) (*auth.Tokens, error) {
+	if c.Token == "" && c.TokenFile == "" {
+		return nil, nil
+	}
+	tokens := auth.NewTokens()
+	if c.TokenFile != "" {
+		f, err := os.Open(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("token file: %w", err)
+		}
+		defer f.Close()
+		if tokens, err = auth.ParseTokens(f); err != nil {
+			return nil, err
+		}
+	}
+	if c.Token != "" {
+		if err := tokens.Add("default", c.Token); err != nil {
+			return nil, fmt.Errorf("KERNELGATE_TOKEN: %w", err)
+		}
+	}
+	if tokens.Len() == 0 {
+		return nil, errors.New("token file has no tokens")
+	}
+	return tokens, nil
 }
 
 // RunCode starts a fresh kernel, runs code in it with its outputs on the

@@ -34,6 +34,12 @@ type Config struct {
 	SpecSearch kernelspec.Env // where kernelspecs are looked for
 	Kernel     kernel.Config
 	Flow       flowapi.Config // the AdeloopFlow /ws and HTTP API
+
+	// Token (env KERNELGATE_TOKEN only: a flag would show in ps) and
+	// TokenFile ("user token" lines) enable authentication, which is
+	// required to listen anywhere but loopback.
+	Token     string
+	TokenFile string
 }
 
 // Default returns the configuration used when nothing is set.
@@ -103,6 +109,7 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 		}
 		return nil
 	})
+	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` of \"user token\" lines; requests must present one (env KERNELGATE_TOKEN_FILE; a single token can come from env KERNELGATE_TOKEN)")
 	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
 
 	// Environment first, so flags override it.
@@ -121,6 +128,7 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
+	c.Token = getenv(envPrefix + "TOKEN")
 	c.SpecSearch = kernelspec.Env{
 		JupyterPath:    getenv("JUPYTER_PATH"),
 		JupyterDataDir: getenv("JUPYTER_DATA_DIR"),
@@ -153,14 +161,25 @@ func kernelEnv(environ []string) []string {
 	return append(out, "PYDEVD_DISABLE_FILE_VALIDATION=1")
 }
 
+// isLoopback reports whether a listen host only accepts local connections.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Validate checks every field and reports all problems at once.
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, value, why string) {
 		errs = append(errs, &FieldError{Field: field, Value: value, Err: errors.New(why)})
 	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	if host, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("addr", c.Addr, "want host:port")
+	} else if !isLoopback(host) && c.Token == "" && c.TokenFile == "" {
+		bad("addr", c.Addr, "listening beyond loopback requires authentication: set KERNELGATE_TOKEN or --token-file, or listen on 127.0.0.1")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -112,7 +112,7 @@ func TestLoadNothingSetIsDefault(t *testing.T) {
 
 func TestLoadEnvAndFlags(t *testing.T) {
 	fullEnv := env{
-		"KERNELGATE_ADDR":                 "0.0.0.0:9000",
+		"KERNELGATE_ADDR":                 "127.0.0.2:9000",
 		"KERNELGATE_LOG_LEVEL":            "debug",
 		"KERNELGATE_LOG_FORMAT":           "json",
 		"KERNELGATE_SHUTDOWN_TIMEOUT":     "5s",
@@ -126,7 +126,7 @@ func TestLoadEnvAndFlags(t *testing.T) {
 	}
 	fromEnv := func() Config {
 		c := Default()
-		c.Addr = "0.0.0.0:9000"
+		c.Addr = "127.0.0.2:9000"
 		c.LogLevel = "debug"
 		c.LogFormat = "json"
 		c.ShutdownTimeout = 5 * time.Second
@@ -155,14 +155,14 @@ func TestLoadEnvAndFlags(t *testing.T) {
 			name: "flags only",
 			env:  env{},
 			args: []string{
-				"-addr", ":7000", "-log-level", "warn", "-log-format", "json",
+				"-addr", "127.0.0.1:7000", "-log-level", "warn", "-log-format", "json",
 				"-shutdown-timeout", "1s", "-kernel", "julia", "-python", "/usr/local/bin/python3",
 				"-runtime-dir", "/run/x", "-transport", "ipc", "-kernel-start-timeout", "2m",
 				"-heartbeat-interval", "10s", "-auto-restart=false",
 			},
 			want: func() Config {
 				c := Default()
-				c.Addr = ":7000"
+				c.Addr = "127.0.0.1:7000"
 				c.LogLevel = "warn"
 				c.LogFormat = "json"
 				c.ShutdownTimeout = time.Second
@@ -536,6 +536,29 @@ func TestValidate_IPCRuntimeDirLength(t *testing.T) {
 		err := c.Validate()
 		if (err == nil) != tt.ok || (err != nil && !strings.Contains(err.Error(), "runtime-dir")) {
 			t.Errorf("transport %s, dir of %d bytes: err = %v, want ok=%v", tt.transport, len(tt.dir), err, tt.ok)
+		}
+	}
+}
+
+// Listening beyond loopback needs authentication.
+func TestValidate_AuthOffLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		addr, token string
+		ok          bool
+	}{
+		{"127.0.0.1:8000", "", true},
+		{"localhost:8000", "", true},
+		{"[::1]:8000", "", true},
+		{"0.0.0.0:8000", "", false},
+		{":8000", "", false},
+		{"10.1.2.3:8000", "", false},
+		{"0.0.0.0:8000", "secret-secret-secret", true},
+	} {
+		c := Default()
+		c.Addr, c.Token = tt.addr, tt.token
+		err := c.Validate()
+		if (err == nil) != tt.ok || (err != nil && !strings.Contains(err.Error(), "requires authentication")) {
+			t.Errorf("addr %s token %v: err = %v, want ok=%v", tt.addr, tt.token != "", err, tt.ok)
 		}
 	}
 }
