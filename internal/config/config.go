@@ -110,6 +110,8 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 		return nil
 	})
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` of \"user token\" lines; requests must present one (env KERNELGATE_TOKEN_FILE; a single token can come from env KERNELGATE_TOKEN)")
+	fs.IntVar(&c.Kernel.MaxKernels, "max-kernels", c.Kernel.MaxKernels, "most kernels running at once, 0 for no limit (env KERNELGATE_MAX_KERNELS)")
+	fs.IntVar(&c.Kernel.MaxKernelsPerUser, "max-kernels-per-user", c.Kernel.MaxKernelsPerUser, "most kernels one user may run, 0 for no limit (env KERNELGATE_MAX_KERNELS_PER_USER)")
 	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
 
 	// Environment first, so flags override it.
@@ -212,6 +214,9 @@ func (c Config) Validate() error {
 	}
 	if c.Flow.CancelGrace <= 0 {
 		bad("cancel-grace", c.Flow.CancelGrace.String(), "must be positive")
+	}
+	if c.Kernel.MaxKernels < 0 || c.Kernel.MaxKernelsPerUser < 0 {
+		bad("max-kernels", fmt.Sprint(c.Kernel.MaxKernels, "/", c.Kernel.MaxKernelsPerUser), "quotas must not be negative")
 	}
 	if c.Kernel.StartTimeout <= 0 {
 		bad("kernel-start-timeout", c.Kernel.StartTimeout.String(), "must be positive")

@@ -205,7 +205,7 @@ func (s *Session) kernel(ctx context.Context) (*kernel.Kernel, error) {
 	if k != nil {
 		return k, nil
 	}
-	k, err := s.kernels.Start(ctx, kernel.StartOptions{})
+	k, err := s.kernels.Start(ctx, kernel.StartOptions{Owner: s.user})
 	if err != nil {
 		return nil, err
 	}

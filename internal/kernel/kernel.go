@@ -47,6 +47,7 @@ func (e *DiedError) Is(target error) bool { return target == ErrDead }
 // Info is a snapshot of a kernel for listings and status routes.
 type Info struct {
 	ID             string
+	Owner          string
 	SpecName       string
 	Language       string
 	State          State
@@ -63,6 +64,7 @@ type Info struct {
 // concurrent use.
 type Kernel struct {
 	id      string
+	owner   string // set before the kernel is shared, then read-only
 	spec    kernelspec.Spec
 	cfg     Config
 	log     *slog.Logger
@@ -122,7 +124,7 @@ func (k *Kernel) Info() Info {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	in := Info{
-		ID: k.id, SpecName: k.spec.Name, Language: k.spec.Language, State: k.state,
+		ID: k.id, Owner: k.owner, SpecName: k.spec.Name, Language: k.spec.Language, State: k.state,
 		Restarts: k.restarts, Started: k.startedAt, LastActivity: k.lastActivity,
 		ExecutionCount: k.execCount,
 	}

@@ -664,3 +664,29 @@ func TestKernel_OutputBeforePromptStaysBeforeIt(t *testing.T) {
 		}
 	}
 }
+
+func TestManager_Quotas(t *testing.T) {
+	t.Parallel()
+	m := newManager(t, func(c *kernel.Config) { c.MaxKernels = 2; c.MaxKernelsPerUser = 1 })
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	a, err := m.Start(ctx, kernel.StartOptions{Owner: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start(ctx, kernel.StartOptions{Owner: "ann"}); !errors.Is(err, kernel.ErrQuota) || !strings.Contains(err.Error(), `user "ann" already has 1 kernels`) {
+		t.Fatalf("second kernel for ann: %v", err)
+	}
+	if _, err := m.Start(ctx, kernel.StartOptions{Owner: "bo"}); err != nil {
+		t.Fatalf("bo's first kernel: %v", err)
+	}
+	if _, err := m.Start(ctx, kernel.StartOptions{Owner: "cy"}); !errors.Is(err, kernel.ErrQuota) || !strings.Contains(err.Error(), "already runs 2 kernels") {
+		t.Fatalf("third kernel on the server: %v", err)
+	}
+	if err := m.Shutdown(ctx, a.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Start(ctx, kernel.StartOptions{Owner: "ann"}); err != nil {
+		t.Fatalf("ann after shutting one down: %v", err)
+	}
+}

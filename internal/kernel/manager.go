@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -49,6 +50,11 @@ type Config struct {
 	JournalEvents int
 	JournalBytes  int
 	Limits        zmqwire.Limits
+
+	// MaxKernels and MaxKernelsPerUser are quotas, counted from the moment a
+	// start is asked for (a kernel still starting counts). 0 means no limit.
+	MaxKernels        int
+	MaxKernelsPerUser int
 }
 
 // DefaultConfig returns the defaults documented in docs/architecture.md.
@@ -71,6 +77,8 @@ func DefaultConfig() Config {
 		JournalEvents:     10000,
 		JournalBytes:      64 << 20,
 		Limits:            zmqwire.DefaultLimits(),
+		MaxKernels:        100,
+		MaxKernelsPerUser: 10,
 	}
 }
 
@@ -91,7 +99,8 @@ func (nopMetrics) KernelRestarted()                    {}
 
 // StartOptions says which kernel to start.
 type StartOptions struct {
-	Spec string // kernelspec name; empty means the default
+	Spec  string // kernelspec name; empty means the default
+	Owner string // the user the kernel belongs to (quotas count per owner)
 }
 
 // Manager starts, finds and stops kernels. Close stops them all.
@@ -148,6 +157,12 @@ func (m *Manager) Start(ctx context.Context, opts StartOptions) (*Kernel, error)
 		m.mu.Unlock()
 		return nil, errors.New("kernel manager is closed")
 	}
+	if err := m.checkQuotaLocked(opts.Owner); err != nil {
+		m.mu.Unlock()
+		os.RemoveAll(k.dir)
+		return nil, err
+	}
+	k.owner = opts.Owner
 	m.kernels[id] = k
 	m.metrics.KernelsRunning(len(m.kernels))
 	m.wg.Add(1)
@@ -180,6 +195,28 @@ func (m *Manager) Start(ctx context.Context, opts StartOptions) (*Kernel, error)
 	m.metrics.KernelStarted(name, time.Since(began))
 	m.log.Info("kernel started", "kernel_id", id, "spec", name, "took", time.Since(began).Round(time.Millisecond))
 	return k, nil
+}
+
+// ErrQuota is returned when starting a kernel would exceed a quota.
+var ErrQuota = errors.New("kernel quota exceeded")
+
+// checkQuotaLocked reserves room for one more kernel of owner.
+func (m *Manager) checkQuotaLocked(owner string) error {
+	if m.cfg.MaxKernels > 0 && len(m.kernels) >= m.cfg.MaxKernels {
+		return fmt.Errorf("%w: the server already runs %d kernels, its limit; try again when some are shut down", ErrQuota, len(m.kernels))
+	}
+	if m.cfg.MaxKernelsPerUser > 0 {
+		n := 0
+		for _, k := range m.kernels {
+			if k.owner == owner {
+				n++
+			}
+		}
+		if n >= m.cfg.MaxKernelsPerUser {
+			return fmt.Errorf("%w: user %q already has %d kernels, the per-user limit; shut one down or reuse a session", ErrQuota, owner, n)
+		}
+	}
+	return nil
 }
 
 // Get returns a kernel by id.
