@@ -242,7 +242,7 @@ func (k *Kernel) Interrupt(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if k.spec.InterruptMode == "message" {
+	if k.interruptByMessage() {
 		_, err := k.Call(ctx, jmsg.Control, jmsg.InterruptRequest, struct{}{})
 		return err
 	}
@@ -250,6 +250,13 @@ func (k *Kernel) Interrupt(ctx context.Context) error {
 		return fmt.Errorf("interrupt kernel %s: %w", k.id, err)
 	}
 	return nil
+}
+
+// interruptByMessage reports whether interrupts go as interrupt_request:
+// for message-mode kernelspecs, and for sandboxed kernels, which run in a
+// session of their own that signals to our process group do not reach.
+func (k *Kernel) interruptByMessage() bool {
+	return k.spec.InterruptMode == "message" || k.cfg.Sandbox != nil
 }
 
 // Call sends a request of the gateway's own on shell or control and waits
@@ -323,6 +330,8 @@ type incarnation struct {
 	cancel context.CancelFunc // stops the heartbeat
 	hbDone chan struct{}
 	hbLost chan struct{}
+	// unconfine removes the sandbox's per-process state (cgroups).
+	unconfine func()
 }
 
 // launch starts a kernel process and connects to it; the handshake happens
@@ -343,6 +352,12 @@ func (k *Kernel) launch(ctx context.Context, n int) (*incarnation, error) {
 		return nil, err
 	}
 	argv := k.spec.Command(path)
+	unconfine := func() {}
+	if k.cfg.Sandbox != nil {
+		if argv, unconfine, err = k.cfg.Sandbox.Wrap(fmt.Sprintf("%s-%d", k.id[:13], n), argv, k.dir); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+	}
 	env := append(append([]string{}, k.cfg.Env...), envList(k.spec.Env)...)
 	cmd := supervisor.Command(argv, filepath.Join(k.dir, "work"), env)
 	release() // the kernel binds the ports now
@@ -354,6 +369,7 @@ func (k *Kernel) launch(ctx context.Context, n int) (*incarnation, error) {
 		KillGroupOnExit: true,
 	})
 	if err != nil {
+		unconfine()
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, k.cfg.StartTimeout)
@@ -371,10 +387,11 @@ func (k *Kernel) launch(ctx context.Context, n int) (*incarnation, error) {
 	<-watchDone
 	if err != nil {
 		_ = proc.Stop(context.Background(), nil)
+		unconfine()
 		return nil, fmt.Errorf("%w: %s: %w", errConnect, k.describeExit(proc), err)
 	}
 	incCtx, incCancel := context.WithCancel(context.Background())
-	inc := &incarnation{proc: proc, conn: conn, cancel: incCancel, hbDone: make(chan struct{}), hbLost: make(chan struct{}, 1)}
+	inc := &incarnation{proc: proc, conn: conn, cancel: incCancel, hbDone: make(chan struct{}), hbLost: make(chan struct{}, 1), unconfine: unconfine}
 	go k.heartbeat(incCtx, inc)
 	return inc, nil
 }
@@ -451,6 +468,8 @@ func (inc *incarnation) close() {
 	inc.cancel()
 	<-inc.hbDone
 	inc.conn.Close()
+	<-inc.proc.Done()
+	inc.unconfine() // the process is gone: its cgroups can go too
 }
 
 func envList(m map[string]string) []string {

@@ -55,6 +55,16 @@ type Config struct {
 	// start is asked for (a kernel still starting counts). 0 means no limit.
 	MaxKernels        int
 	MaxKernelsPerUser int
+
+	// Sandbox confines every kernel process; nil runs them as plain children.
+	Sandbox Sandbox
+}
+
+// Sandbox confines kernel processes (the sandbox package implements it).
+type Sandbox interface {
+	// Wrap returns the argv that runs argv confined, with dir (the kernel's
+	// private dir) writable, and a func to call once the process is gone.
+	Wrap(id string, argv []string, dir string) ([]string, func(), error)
 }
 
 // DefaultConfig returns the defaults documented in docs/architecture.md.

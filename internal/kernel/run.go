@@ -385,8 +385,15 @@ func (k *Kernel) stop(inc *incarnation, restart bool) {
 		// A kernel busy in user code (or blocked in input()) does not act on
 		// shutdown_request until the code returns: interrupt it first. An
 		// idle ipykernel ignores SIGINT, so a race with going idle is harmless.
-		if k.State() == Busy && k.spec.InterruptMode != "message" {
-			_ = inc.proc.Signal(syscall.SIGINT)
+		if k.State() == Busy {
+			if k.interruptByMessage() {
+				m, err := jmsg.New(jmsg.InterruptRequest, k.session, k.cfg.Username, nil, struct{}{})
+				if err == nil {
+					_ = inc.conn.Send(jmsg.Control, m)
+				}
+			} else {
+				_ = inc.proc.Signal(syscall.SIGINT)
+			}
 		}
 		m, err := jmsg.New(jmsg.ShutdownRequest, k.session, k.cfg.Username, nil, jmsg.ShutdownContent{Restart: restart})
 		if err != nil {
