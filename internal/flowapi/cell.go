@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"regexp"
 	"sort"
@@ -24,6 +25,10 @@ type Msg map[string]any
 // display.max_rows rows (60 with the bootstrap) in a table bundle.
 const DefaultMaxTableRows = 100
 
+// DefaultMaxStreamBytes caps the text a cell streams unless CellOptions
+// says otherwise.
+const DefaultMaxStreamBytes = 10 << 20
+
 // DefaultMaxFinalOutputBytes caps the stdout and the stderr kept for a
 // cell's final messages unless CellOptions says otherwise.
 const DefaultMaxFinalOutputBytes = 1 << 20
@@ -37,6 +42,10 @@ type CellOptions struct {
 	// the final messages repeat (default 1 MiB): they keep the end of each
 	// stream. The streamed stream_output chunks are never cut.
 	MaxFinalOutputBytes int
+	// MaxStreamBytes caps the text one cell streams to clients (default
+	// 10 MiB): past it the gateway sends one notice and drops the rest, so
+	// a runaway print loop cannot flood clients or the session journal.
+	MaxStreamBytes int
 }
 
 func (o CellOptions) withDefaults() CellOptions {
@@ -48,6 +57,9 @@ func (o CellOptions) withDefaults() CellOptions {
 	}
 	if o.MaxFinalOutputBytes <= 0 {
 		o.MaxFinalOutputBytes = DefaultMaxFinalOutputBytes
+	}
+	if o.MaxStreamBytes <= 0 {
+		o.MaxStreamBytes = DefaultMaxStreamBytes
 	}
 	return o
 }
@@ -108,6 +120,8 @@ type Cell struct {
 	opts      CellOptions
 
 	stdout, stderr tailBuffer // what the final messages repeat: the end of each stream
+	streamed       int        // bytes of stream text sent to clients
+	capped         bool       // the stream cap was reached and announced
 	plots          []cellPlot
 	displays       map[string]int // display_id → index in plots
 	result         *jmsg.DisplayContent
@@ -161,7 +175,7 @@ func (c *Cell) Observe(m *jmsg.Message) []Msg {
 		if text == "" {
 			return nil
 		}
-		return []Msg{{"type": "stream_output", "cell_id": c.id, "content": text, "stream": name, "is_last": false}}
+		return c.streamChunk(name, text)
 
 	case jmsg.DisplayData, jmsg.UpdateDisplayData:
 		var dc jmsg.DisplayContent
@@ -418,6 +432,9 @@ func (c *Cell) resultFields(o ending, st *FlowState) Msg {
 	}
 	if table != nil {
 		f["table_result"] = table
+	}
+	if c.capped {
+		f["stream_truncated"] = true
 	}
 	if c.stdout.total > int64(len(stdout)) || c.stderr.total > int64(len(stderr)) {
 		f["output_truncated"] = true
@@ -815,4 +832,30 @@ func StripANSI(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// streamChunk sends text unless the cell's stream cap is reached; the
+// chunk that crosses it is cut (at a rune boundary) and followed by one
+// notice. The final messages still report the stream's total size.
+func (c *Cell) streamChunk(name, text string) []Msg {
+	if c.capped {
+		return nil
+	}
+	room := c.opts.MaxStreamBytes - c.streamed
+	if len(text) <= room {
+		c.streamed += len(text)
+		return []Msg{{"type": "stream_output", "cell_id": c.id, "content": text, "stream": name, "is_last": false}}
+	}
+	cut := room
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	c.capped = true
+	c.streamed += cut
+	var out []Msg
+	if cut > 0 {
+		out = append(out, Msg{"type": "stream_output", "cell_id": c.id, "content": text[:cut], "stream": name, "is_last": false})
+	}
+	return append(out, Msg{"type": "stream_output", "cell_id": c.id, "stream": "stderr", "is_last": false, "truncated": true,
+		"content": fmt.Sprintf("\n[kernelgate: this cell printed more than %d bytes; the rest of its output is not sent]\n", c.opts.MaxStreamBytes)})
 }

@@ -910,3 +910,36 @@ func TestCellFinalOutputTruncated(t *testing.T) {
 		}
 	}
 }
+
+// A runaway printer is cut at MaxStreamBytes with one notice; nothing more
+// is streamed, and the final result says so.
+func TestCellStreamCap(t *testing.T) {
+	parent := jmsg.NewHeader(jmsg.ExecuteRequest, "s", "u")
+	c := NewCell("cap", false, CellOptions{MaxStreamBytes: 1000})
+	var sent int
+	var notices int
+	for i := range 50 {
+		m, err := jmsg.New(jmsg.Stream, "s", "u", &parent, jmsg.StreamContent{Name: "stdout", Text: strings.Repeat("é", 50) + fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, out := range c.Observe(m) {
+			if out["truncated"] == true {
+				notices++
+				continue
+			}
+			text := out["content"].(string)
+			if !utf8.ValidString(text) {
+				t.Fatalf("chunk cut inside a rune: %q", text)
+			}
+			sent += len(text)
+		}
+	}
+	if sent > 1000 || sent < 990 || notices != 1 {
+		t.Fatalf("sent %d bytes with %d notices, want at most 1000 and exactly one notice", sent, notices)
+	}
+	final := c.Finish(CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok", ExecutionCount: 1}})
+	if final[1]["stream_truncated"] != true {
+		t.Fatalf("final result lacks stream_truncated: %v", final[1])
+	}
+}

@@ -24,6 +24,9 @@ type Config struct {
 	// CancelGrace is how long a cancelled execution may take to stop after
 	// the interrupt before its kernel is restarted (state lost).
 	CancelGrace time.Duration
+	// ExecutionTimeout stops a cell that runs longer (interrupt, then a
+	// restart after CancelGrace); 0 means no limit.
+	ExecutionTimeout time.Duration
 	// MaxQueuedCells bounds the cells waiting behind the running one.
 	MaxQueuedCells int
 	// MaxMessageBytes bounds one client message.
@@ -280,6 +283,20 @@ func (s *Session) runCell(req ExecuteRequest) {
 		return
 	}
 
+	if s.cfg.ExecutionTimeout > 0 {
+		s.wg.Go(func() {
+			t := time.NewTimer(s.cfg.ExecutionTimeout)
+			defer t.Stop()
+			select {
+			case <-ex.Done():
+			case <-s.ctx.Done():
+			case <-t.C:
+				s.emit(Msg{"type": "error", "cell_id": req.CellID, "error": fmt.Sprintf(
+					"the cell ran longer than the %s execution timeout and is being stopped", s.cfg.ExecutionTimeout)})
+				s.Cancel(req.CellID)
+			}
+		})
+	}
 	cell := NewCell(req.CellID, req.Streaming, s.cfg.Cell)
 	err = k.Follow(s.ctx, ex, func(e kernel.Event) error {
 		if e.Life != nil {

@@ -623,3 +623,23 @@ func TestWS_CancelInInputClearsThePrompt(t *testing.T) {
 		t.Fatalf("late input after cancel: %v", m[len(m)-1])
 	}
 }
+
+func TestWS_ExecutionTimeoutStopsTheCell(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, func(cfg *flowapi.Config) { cfg.ExecutionTimeout = 500 * time.Millisecond }).dial(t)
+	c.send(map[string]any{"type": "execute", "code": "import time\nkept = 1\ntime.sleep(100)", "cell_id": "t1"})
+	ms := c.until(final("t1"))
+	var notice bool
+	for _, m := range ms {
+		if m["type"] == "error" && strings.Contains(fmt.Sprint(m["error"]), "execution timeout") {
+			notice = true
+		}
+	}
+	if end := ms[len(ms)-1]; !notice || !strings.Contains(fmt.Sprint(end["error_details"]), "KeyboardInterrupt") {
+		t.Fatalf("notice %v, final %v", notice, end)
+	}
+	c.send(map[string]any{"type": "execute", "code": "print(kept)", "cell_id": "t2"})
+	if got := stdout(c.until(final("t2"))); got != "1\n" {
+		t.Fatalf("after the timeout the kernel keeps its state: %q", got)
+	}
+}
