@@ -5,10 +5,10 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO      ?= go
 FUZZTIME ?= 10s
 
-# Debian packages the kernels and the tests need. Python packages come from
+# Debian packages the kernels and the tests need (bubblewrap: the kernel sandbox). Python packages come from
 # Debian and run on /usr/bin/python3 (the python3 first on PATH may lack them).
 DEB_PACKAGES := python3-ipykernel python3-ipython python3-jupyter-client \
-	python3-pandas python3-numpy python3-matplotlib python3-plotly
+	python3-pandas python3-numpy python3-matplotlib python3-plotly bubblewrap
 
 .PHONY: all deps build run test vet fuzz bench clean
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kernelgate/kernelgate/internal/app"
 	"github.com/kernelgate/kernelgate/internal/config"
+	"github.com/kernelgate/kernelgate/internal/sandbox"
 )
 
 const usage = `kernelgate: a gateway that runs notebook code in real Jupyter kernels.
@@ -29,7 +30,10 @@ Every flag can also be set as KERNELGATE_<FLAG> in the environment
 (e.g. KERNELGATE_ADDR=0.0.0.0:8000); flags win over the environment.
 `
 
-func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() {
+	sandbox.MaybeRunHelper() // the re-exec that confines a kernel before it starts
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {

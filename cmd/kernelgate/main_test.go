@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+
+	"github.com/kernelgate/kernelgate/internal/sandbox"
 )
 
 // The test binary doubles as the kernelgate binary when this variable is
@@ -28,6 +31,7 @@ import (
 const asMain = "KERNELGATE_TEST_AS_MAIN"
 
 func TestMain(m *testing.M) {
+	sandbox.MaybeRunHelper() // sandboxed kernels re-execute this binary
 	if os.Getenv(asMain) == "1" {
 		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
@@ -212,7 +216,9 @@ func TestServe_HealthMetricsAndGracefulShutdown(t *testing.T) {
 func TestServe_SIGTERMStopsKernelsAndTheirChildren(t *testing.T) {
 	t.Parallel()
 	rt := filepath.Join(t.TempDir(), "rt")
-	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", rt)
+	// Unsandboxed: the test reads host pids from the kernel (a sandboxed
+	// kernel sees its own pid namespace); TestRun_Sandboxed covers the rest.
+	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", rt, "--sandbox", "off")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +277,7 @@ func TestRun_SIGTERMLeavesNoProcess(t *testing.T) {
 	t.Parallel()
 	rt := filepath.Join(t.TempDir(), "rt")
 	code := "import subprocess, time\nprint(subprocess.Popen(['sleep', '1000']).pid, flush=True)\ntime.sleep(100)"
-	cmd := kernelgate(t, "run", "--runtime-dir", rt, "-c", code)
+	cmd := kernelgate(t, "run", "--runtime-dir", rt, "--sandbox", "off", "-c", code) // host pids, as above
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -466,5 +472,39 @@ func TestServe_TokensAndUserIsolation(t *testing.T) {
 	c.CloseNow()
 	if strings.Contains(stderr.String(), alice) || strings.Contains(stderr.String(), bob) {
 		t.Fatal("a token appeared in the logs")
+	}
+}
+
+// Kernels are sandboxed by default where the machine allows it (it does
+// here): no network, a read-only system, a private /tmp, not root, and a
+// memory limit whose breach is reported as a likely out-of-memory death.
+func TestRun_Sandboxed(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code := fmt.Sprintf(`import os, socket
+def attempt(f):
+    try:
+        f()
+        return "allowed"
+    except OSError as e:
+        return "denied"
+print("network", attempt(lambda: socket.create_connection(("127.0.0.1", %d), timeout=2)))
+print("write /usr", attempt(lambda: open("/usr/kernelgate-test", "w")))
+print("write cwd", attempt(lambda: open("ok.txt", "w")))
+print("root", os.getuid() == 0)
+`, ln.Addr().(*net.TCPAddr).Port)
+	stdout, stderr, exit := runCLI(t, "", "run", "--runtime-dir", filepath.Join(t.TempDir(), "rt"), "--sandbox", "on", "-c", code)
+	want := "network denied\nwrite /usr denied\nwrite cwd allowed\nroot False\n"
+	if exit != 0 || stdout != want {
+		t.Fatalf("exit %d\nstdout %q\nwant   %q\nstderr %s", exit, stdout, want, stderr)
+	}
+	_, stderr, exit = runCLI(t, "", "run", "--runtime-dir", filepath.Join(t.TempDir(), "rt"), "--sandbox", "on",
+		"--kernel-memory", fmt.Sprint(256<<20), "-c", "x = bytearray(1 << 30)")
+	if exit != 1 || !strings.Contains(stderr, "likely out of memory") {
+		t.Fatalf("allocating past the limit: exit %d, stderr %s", exit, stderr)
 	}
 }

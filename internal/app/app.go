@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
 	"github.com/kernelgate/kernelgate/internal/metrics"
+	"github.com/kernelgate/kernelgate/internal/sandbox"
 	"github.com/kernelgate/kernelgate/internal/supervisor"
 )
 
@@ -77,6 +79,24 @@ func newManager(ctx context.Context, c config.Config, log *slog.Logger, m kernel
 	}
 	if err := os.MkdirAll(c.Kernel.RuntimeDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create runtime dir: %w", err)
+	}
+	// The sandbox bind-mounts kernel dirs by path: no symlinks on the way.
+	dir, err := filepath.EvalSymlinks(c.Kernel.RuntimeDir)
+	if err != nil {
+		return nil, fmt.Errorf("runtime dir: %w", err)
+	}
+	c.Kernel.RuntimeDir = dir
+	if c.Sandbox != "off" {
+		sb, err := sandbox.New(c.SandboxPolicy)
+		switch {
+		case err == nil:
+			c.Kernel.Sandbox = sb
+			log.Info(sb.Status())
+		case c.Sandbox == "on":
+			return nil, fmt.Errorf("--sandbox on, but kernels cannot be sandboxed here: %w", err)
+		default:
+			log.Warn("kernels run WITHOUT a sandbox: this machine cannot confine them", "err", err)
+		}
 	}
 	return kernel.NewManager(c.Kernel, specs, c.KernelSpec, log, m)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/flowapi"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/sandbox"
 )
 
 // Config is the whole configuration.
@@ -40,6 +41,11 @@ type Config struct {
 	// required to listen anywhere but loopback.
 	Token     string
 	TokenFile string
+
+	// Sandbox is "auto" (confine kernels when the machine allows it, the
+	// default), "on" (refuse to start otherwise) or "off".
+	Sandbox       string
+	SandboxPolicy sandbox.Policy
 }
 
 // Default returns the configuration used when nothing is set.
@@ -53,6 +59,15 @@ func Default() Config {
 		Python:          "/usr/bin/python3",
 		Kernel:          kernel.DefaultConfig(),
 		Flow:            flowapi.DefaultConfig(),
+		Sandbox:         "auto",
+		SandboxPolicy: sandbox.Policy{
+			MemoryBytes: 2 << 30,
+			PIDs:        512,
+			CPUQuota:    1,
+			NoFile:      1024,
+			UID:         61000, // an id no user of the machine should own files as
+			GID:         61000,
+		},
 	}
 }
 
@@ -113,6 +128,11 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` of \"user token\" lines; requests must present one (env KERNELGATE_TOKEN_FILE; a single token can come from env KERNELGATE_TOKEN)")
 	fs.IntVar(&c.Kernel.MaxKernels, "max-kernels", c.Kernel.MaxKernels, "most kernels running at once, 0 for no limit (env KERNELGATE_MAX_KERNELS)")
 	fs.IntVar(&c.Kernel.MaxKernelsPerUser, "max-kernels-per-user", c.Kernel.MaxKernelsPerUser, "most kernels one user may run, 0 for no limit (env KERNELGATE_MAX_KERNELS_PER_USER)")
+	fs.StringVar(&c.Sandbox, "sandbox", c.Sandbox, "confine kernels with bubblewrap, cgroups and rlimits: auto (when the machine allows), on, off (env KERNELGATE_SANDBOX)")
+	fs.Int64Var(&c.SandboxPolicy.MemoryBytes, "kernel-memory", c.SandboxPolicy.MemoryBytes, "memory limit per sandboxed kernel in bytes, 0 for none (env KERNELGATE_KERNEL_MEMORY)")
+	fs.Int64Var(&c.SandboxPolicy.PIDs, "kernel-pids", c.SandboxPolicy.PIDs, "processes and threads per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_PIDS)")
+	fs.Float64Var(&c.SandboxPolicy.CPUQuota, "kernel-cpus", c.SandboxPolicy.CPUQuota, "CPU cores per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_CPUS)")
+	fs.BoolVar(&c.SandboxPolicy.Network, "kernel-network", c.SandboxPolicy.Network, "give sandboxed kernels the host's network (env KERNELGATE_KERNEL_NETWORK)")
 	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
 
 	// Environment first, so flags override it.
@@ -218,6 +238,14 @@ func (c Config) Validate() error {
 	}
 	if c.Flow.CancelGrace <= 0 {
 		bad("cancel-grace", c.Flow.CancelGrace.String(), "must be positive")
+	}
+	switch c.Sandbox {
+	case "auto", "on", "off":
+	default:
+		bad("sandbox", c.Sandbox, "want auto, on or off")
+	}
+	if c.Sandbox != "off" && !c.SandboxPolicy.Network && c.Kernel.Transport == "tcp" {
+		bad("transport", c.Kernel.Transport, "sandboxed kernels without network need --transport ipc (or --kernel-network, or --sandbox off)")
 	}
 	if c.Kernel.MaxKernels < 0 || c.Kernel.MaxKernelsPerUser < 0 {
 		bad("max-kernels", fmt.Sprint(c.Kernel.MaxKernels, "/", c.Kernel.MaxKernelsPerUser), "quotas must not be negative")

@@ -179,12 +179,13 @@ func TestLoadEnvAndFlags(t *testing.T) {
 		{
 			name: "flags override env",
 			env:  fullEnv,
-			args: []string{"-addr=127.0.0.1:1234", "-log-level", "error", "-transport", "tcp", "-auto-restart", "-heartbeat-interval", "250ms"},
+			args: []string{"-addr=127.0.0.1:1234", "-log-level", "error", "-transport", "tcp", "-sandbox", "off", "-auto-restart", "-heartbeat-interval", "250ms"},
 			want: func() Config {
 				c := fromEnv()
 				c.Addr = "127.0.0.1:1234"
 				c.LogLevel = "error"
 				c.Kernel.Transport = "tcp"
+				c.Sandbox = "off"
 				c.Kernel.AutoRestart = true
 				c.Kernel.HeartbeatInterval = 250 * time.Millisecond
 				return c
@@ -532,6 +533,7 @@ func TestValidate_IPCRuntimeDirLength(t *testing.T) {
 		{"tcp", long, true},
 	} {
 		c := Default()
+		c.Sandbox = "off" // tcp needs it off; this test is about path lengths
 		c.Kernel.Transport, c.Kernel.RuntimeDir = tt.transport, tt.dir
 		err := c.Validate()
 		if (err == nil) != tt.ok || (err != nil && !strings.Contains(err.Error(), "runtime-dir")) {
@@ -560,5 +562,22 @@ func TestValidate_AuthOffLoopback(t *testing.T) {
 		if (err == nil) != tt.ok || (err != nil && !strings.Contains(err.Error(), "requires authentication")) {
 			t.Errorf("addr %s token %v: err = %v, want ok=%v", tt.addr, tt.token != "", err, tt.ok)
 		}
+	}
+}
+
+// A sandbox without network cannot reach a kernel over tcp.
+func TestValidate_SandboxNeedsIPC(t *testing.T) {
+	c := Default()
+	c.Kernel.Transport = "tcp"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "need --transport ipc") {
+		t.Fatalf("tcp with the sandbox: %v", err)
+	}
+	c.Sandbox = "off"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("tcp without the sandbox: %v", err)
+	}
+	c.Sandbox = "maybe"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "want auto, on or off") {
+		t.Fatalf("bad sandbox mode: %v", err)
 	}
 }

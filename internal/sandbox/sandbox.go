@@ -1,0 +1,499 @@
+// Package sandbox confines kernel processes. It decorates a kernel's
+// command line (Wrap) so that the process the supervisor starts is already
+// confined when the kernel's first instruction runs.
+//
+// # Layers
+//
+// A Jupyter kernel runs arbitrary user code, so the boundary has to be the
+// operating system's, in layers that each do one thing:
+//
+//   - bubblewrap (bwrap) gives the kernel its own user, pid, ipc, uts,
+//     cgroup and (unless Policy.Network) network namespaces, and its own
+//     mount tree: the host's / read-only, fresh /dev and /proc, private
+//     tmpfs /tmp and /dev/shm (and /run without network), and only the
+//     kernel's private dir bind-mounted writable, at the same path so the
+//     ipc socket paths in the connection file mean the same on both sides.
+//     The kernel's siblings in the runtime dir are hidden under a tmpfs.
+//     bwrap also gives --die-with-parent, --new-session (no terminal
+//     injection), and forbids nested user namespaces.
+//   - cgroups limit memory (with swap, where accounted), pids and CPU, and
+//     let release kill whatever the kernel left behind, even processes that
+//     left its process group or session. The kernel's cgroups nest under the
+//     gateway's own, so limits placed on the gateway still apply. Both
+//     cgroup v1 and v2 work, per controller.
+//   - rlimits cap open files and turn core dumps off.
+//   - A root gateway runs the kernel as an unprivileged user (Policy.UID,
+//     GID): outside the sandbox too, not just mapped inside it. bwrap run
+//     by root would otherwise map the sandbox user to root outside, and that
+//     process, though without capabilities, would still own every root file
+//     it can see (other kernels' keys, /etc/shadow).
+//
+// # Ordering: the helper
+//
+// bwrap cannot set rlimits or join cgroups, and doing either after the
+// kernel started (prlimit, writing its pid to cgroup.procs) leaves a window
+// in which user code runs unconfined. Wrap therefore returns a command line
+// that starts this binary again as a small helper (the hidden subcommand
+// Helper): it joins the kernel's cgroups, sets the rlimits, hands the
+// kernel dir to the sandbox user, drops to that user and then execs bwrap.
+// bwrap and everything it starts inherit all of it, so no process of the
+// kernel ever runs unconfined. Binaries that start sandboxed kernels must
+// call MaybeRunHelper first thing in main.
+//
+// The helper also prepares bwrap's view of the runtime dir while it is
+// still root: bwrap runs as the sandbox user, who usually cannot search the
+// gateway's 0700 runtime dir, so the helper enters a mount namespace of its
+// own and covers the runtime dir (or the highest ancestor that user cannot
+// search) with a tmpfs that holds only the kernel's dir. The host's mounts
+// are untouched.
+//
+// # What is not a boundary
+//
+// Blocking imports or builtins inside Python (audit hooks, a restricted
+// __import__, removing os) is not a security boundary: the interpreter has
+// many ways around any such filter (ctypes, gc introspection, frame
+// objects). It can be a convenience on top of this package, never instead.
+//
+// Not covered here: a seccomp filter (bwrap --seccomp could take one), disk
+// quotas for the kernel dir, and filesystem unix sockets the sandbox user
+// may reach on the read-only host tree (/run is hidden when the network is
+// off; with Network the host's abstract unix sockets are reachable too).
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Policy is what a sandbox allows a kernel. Zero values mean "no limit" (or
+// the documented default).
+type Policy struct {
+	// Bwrap is the bubblewrap binary (default "/usr/bin/bwrap").
+	Bwrap string
+	// Network keeps the host's network namespace (bwrap --share-net). With
+	// false the kernel has only its own, unconfigured loopback, so it must
+	// use the ipc transport.
+	Network bool
+	// MemoryBytes limits memory (and swap, where the machine accounts it)
+	// through the memory cgroup; on excess the kernel's OOM killer sends
+	// SIGKILL. 0 means no limit.
+	MemoryBytes int64
+	// PIDs limits the processes and threads of the kernel, bwrap's two
+	// included, through pids.max. 0 means no limit.
+	PIDs int64
+	// CPUQuota is the CPU time per wall time, in cores (1.0 = one core),
+	// through cpu.cfs_quota_us or cpu.max. 0 means no limit.
+	CPUQuota float64
+	// NoFile is RLIMIT_NOFILE (soft and hard); 0 leaves the inherited limit.
+	NoFile uint64
+	// UID and GID are the user the kernel runs as, inside the sandbox and,
+	// when the gateway is root, outside as well; 0 means 1000. They must not
+	// own files the kernel should not read: a dedicated, otherwise unused id
+	// is best.
+	UID, GID int
+}
+
+// Defaults for Policy fields left zero.
+const (
+	DefaultBwrap = "/usr/bin/bwrap"
+	DefaultUID   = 1000
+	DefaultGID   = 1000
+)
+
+// Sandbox confines kernels according to a Policy. It is safe for concurrent
+// use.
+type Sandbox struct {
+	p      Policy
+	self   string // this binary, which runs the helper
+	root   bool   // the gateway is root: switch users, hand dirs over
+	cg     *cgroupPlan
+	status string
+
+	mu sync.Mutex // serialises changes to the cgroup parent dirs
+}
+
+// New checks the machine once: that bwrap runs with the policy's
+// namespaces (as the sandbox user), and which cgroup controllers can be
+// used, nested under the gateway's own cgroups (v1 or v2). It fails only if
+// the policy is invalid or bwrap does not work; controllers it cannot use
+// are reported by Status, so the caller can log what is enforced. Secure by
+// default: a caller should enable the sandbox whenever New succeeds.
+func New(p Policy) (*Sandbox, error) {
+	if p.Bwrap == "" {
+		p.Bwrap = DefaultBwrap
+	}
+	if p.UID == 0 {
+		p.UID = DefaultUID
+	}
+	if p.GID == 0 {
+		p.GID = DefaultGID
+	}
+	switch {
+	case !filepath.IsAbs(p.Bwrap):
+		return nil, fmt.Errorf("sandbox: bwrap path %q is not absolute", p.Bwrap)
+	case p.UID < 0 || p.GID < 0:
+		return nil, fmt.Errorf("sandbox: uid/gid %d/%d must be positive", p.UID, p.GID)
+	case p.MemoryBytes < 0:
+		return nil, fmt.Errorf("sandbox: negative memory limit %d", p.MemoryBytes)
+	case p.MemoryBytes > 0 && p.MemoryBytes < 16<<20:
+		return nil, fmt.Errorf("sandbox: memory limit %d bytes is too small to start a kernel (at least 16 MiB)", p.MemoryBytes)
+	case p.PIDs < 0:
+		return nil, fmt.Errorf("sandbox: negative pids limit %d", p.PIDs)
+	case p.PIDs > 0 && p.PIDs < 8:
+		return nil, fmt.Errorf("sandbox: pids limit %d is too small (bwrap alone needs 2; at least 8)", p.PIDs)
+	case p.CPUQuota < 0 || math.IsNaN(p.CPUQuota) || math.IsInf(p.CPUQuota, 0):
+		return nil, fmt.Errorf("sandbox: invalid cpu quota %v", p.CPUQuota)
+	case p.CPUQuota > 0 && cpuQuotaUS(p.CPUQuota) < 1000:
+		return nil, fmt.Errorf("sandbox: cpu quota %v cores is below the kernel's minimum of 0.01", p.CPUQuota)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: find own binary for the helper: %w", err)
+	}
+	s := &Sandbox{p: p, self: self, root: os.Geteuid() == 0}
+	if err := s.probeBwrap(); err != nil {
+		return nil, err
+	}
+	s.cg = probeCgroups(s.lockedDo)
+	s.status = s.describe()
+	return s, nil
+}
+
+func (s *Sandbox) lockedDo(f func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return f()
+}
+
+// Status describes what the sandbox enforces on this machine and what it
+// could not enable, for the server's log, e.g.
+//
+//	sandbox on: namespaces (network off), user 1000:1000, memory 512 MiB, pids 64, nofile 1024, no core dumps; unavailable: cpu (...)
+func (s *Sandbox) Status() string { return s.status }
+
+func (s *Sandbox) describe() string {
+	var on []string
+	net := "network off"
+	if s.p.Network {
+		net = "network shared"
+	}
+	on = append(on, "namespaces ("+net+")")
+	if s.root {
+		on = append(on, fmt.Sprintf("user %d:%d", s.p.UID, s.p.GID))
+	} else {
+		on = append(on, fmt.Sprintf("user %d:%d inside, the gateway's uid %d outside (not root, cannot switch users)", s.p.UID, s.p.GID, os.Geteuid()))
+	}
+	var off []string
+	for _, c := range controllers {
+		h := s.cg.usable(c)
+		if h == nil {
+			off = append(off, c+" ("+s.cg.unavailable[c]+")")
+			continue
+		}
+		v := "v1"
+		if h.v2 {
+			v = "v2"
+		}
+		switch c {
+		case "memory":
+			if s.p.MemoryBytes == 0 {
+				on = append(on, "memory unlimited (cgroup "+v+")")
+				break
+			}
+			swap := ", swap included"
+			if !h.memsw {
+				swap = ", swap not limited"
+			}
+			on = append(on, fmt.Sprintf("memory %s (cgroup %s%s)", formatBytes(s.p.MemoryBytes), v, swap))
+		case "pids":
+			if s.p.PIDs == 0 {
+				on = append(on, "pids unlimited (cgroup "+v+")")
+				break
+			}
+			on = append(on, fmt.Sprintf("pids %d (cgroup %s)", s.p.PIDs, v))
+		case "cpu":
+			if s.p.CPUQuota == 0 {
+				on = append(on, "cpu unlimited (cgroup "+v+")")
+				break
+			}
+			on = append(on, fmt.Sprintf("cpu %s cores (cgroup %s)", strconv.FormatFloat(s.p.CPUQuota, 'f', -1, 64), v))
+		}
+	}
+	if s.p.NoFile > 0 {
+		on = append(on, fmt.Sprintf("nofile %d", s.p.NoFile))
+	}
+	on = append(on, "no core dumps")
+	st := "sandbox on: " + strings.Join(on, ", ")
+	if len(off) > 0 {
+		st += "; unavailable: " + strings.Join(off, "; ")
+	}
+	return st
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// idPattern is what a kernel's cgroup may be named.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Wrap returns the command line that runs argv confined, and release, which
+// kills whatever is left in the kernel's cgroups and removes them; call it
+// once the process has exited (it is idempotent).
+//
+// dir is the kernel's private dir: its connection file, its ipc sockets
+// (in subdirectories) and dir/work, the kernel's working directory and
+// HOME (created if missing). It is bind-mounted at the same path; the rest
+// of the host is read-only. The helper hands dir to the sandbox user just
+// before it starts the kernel (see handOver): dir itself stays root's
+// (group GID, mode 0710), so the kernel cannot plant files or symlinks
+// where the gateway later writes as root; what the gateway put in dir
+// (connection files, dir/work, ipc dirs) becomes the kernel's. dir's parent is replaced by an empty tmpfs in the sandbox, so
+// a kernel never sees another kernel's dir; so is any ancestor the sandbox
+// user could not search anyway. dir must therefore be a canonical path (no
+// symlinks) in a directory of its own, such as the gateway's runtime dir.
+//
+// id names the kernel's cgroups, <own cgroup>/kernelgate/<id> in each
+// hierarchy; it must be unique among running kernels.
+//
+// The returned command starts this binary with the subcommand Helper, which
+// joins the cgroups, sets RLIMIT_NOFILE and RLIMIT_CORE=0, switches to the
+// sandbox user and execs bwrap. The exit status the caller sees is bwrap's:
+// a kernel killed by a signal (such as the OOM killer's SIGKILL) shows as
+// exit status 128+signal, bwrap's convention, not as a signal.
+func (s *Sandbox) Wrap(id string, argv []string, dir string) (wrapped []string, release func(), err error) {
+	if !idPattern.MatchString(id) {
+		return nil, nil, fmt.Errorf("sandbox: invalid kernel id %q (want 1-64 of [A-Za-z0-9_.-], starting alphanumeric)", id)
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, nil, errors.New("sandbox: empty command")
+	}
+	mounts, hide, err := s.mountArgs(dir, argv[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox: %w", err)
+	}
+	work := filepath.Join(dir, "work")
+	if err := os.Mkdir(work, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, nil, fmt.Errorf("sandbox: create work dir: %w", err)
+	}
+	if fi, err := os.Lstat(work); err != nil || !fi.IsDir() {
+		return nil, nil, fmt.Errorf("sandbox: %s is not a directory", work)
+	}
+
+	bw := append([]string{s.p.Bwrap}, s.baseArgs()...)
+	bw = append(bw, mounts...)
+	bw = append(bw,
+		"--chdir", work,
+		"--setenv", "HOME", work,
+		"--setenv", "TMPDIR", "/tmp",
+		"--")
+	bw = append(bw, argv...)
+
+	spec := helperSpec{Rlimits: []rlimitSpec{{Resource: "CORE"}}}
+	if s.p.NoFile > 0 {
+		spec.Rlimits = append(spec.Rlimits, rlimitSpec{Resource: "NOFILE", Soft: s.p.NoFile, Hard: s.p.NoFile})
+	}
+	if s.root {
+		spec.User = &userSpec{UID: s.p.UID, GID: s.p.GID}
+		spec.Dir = dir
+		spec.Hide = hide
+	}
+
+	cgs, err := s.createKernelCgroups(id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox: %w", err)
+	}
+	for _, cg := range cgs {
+		spec.Cgroups = append(spec.Cgroups, filepath.Join(cg.dir, "cgroup.procs"))
+	}
+	args, err := encodeHelperArgs(spec, bw)
+	if err != nil {
+		s.removeCgroups(cgs)
+		return nil, nil, fmt.Errorf("sandbox: %w", err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { s.removeCgroups(cgs) }) }
+	return append([]string{s.self, Helper}, args...), release, nil
+}
+
+// baseArgs are the bwrap options that do not depend on the kernel: the
+// namespaces, the user, and the mounts every sandbox has.
+func (s *Sandbox) baseArgs() []string {
+	a := []string{"--unshare-all"}
+	if s.p.Network {
+		a = append(a, "--share-net")
+	}
+	a = append(a,
+		// --unshare-all only tries the user namespace; require it.
+		"--unshare-user", "--disable-userns",
+		"--uid", strconv.Itoa(s.p.UID), "--gid", strconv.Itoa(s.p.GID),
+		"--die-with-parent", "--new-session",
+		"--ro-bind", "/", "/",
+		"--dev", "/dev",
+		"--proc", "/proc",
+		"--perms", "1777", "--tmpfs", "/tmp",
+		"--perms", "1777", "--tmpfs", "/dev/shm",
+	)
+	if !s.p.Network {
+		// Host services' unix sockets (D-Bus, databases) live here.
+		a = append(a, "--tmpfs", "/run")
+	}
+	return a
+}
+
+// hiddenRoots are the host paths the sandbox replaces with empty mounts.
+func (s *Sandbox) hiddenRoots() []string {
+	h := []string{"/tmp", "/dev", "/proc"}
+	if !s.p.Network {
+		h = append(h, "/run")
+	}
+	return h
+}
+
+// mountArgs returns the bwrap options that make dir, and only dir, of the
+// runtime dir visible and writable, and hide, the ancestor of dir that the
+// helper replaces with an empty tmpfs ("" if bwrap does it).
+//
+// hide is dir's parent, or the topmost ancestor that the sandbox user
+// cannot search if there is one (everything under it is out of that
+// user's reach anyway, and the tmpfs makes the path to dir searchable). A
+// root gateway's helper hides it, in a mount namespace of its own, before
+// it becomes the sandbox user, because bwrap then runs as that user and must
+// be able to resolve dir. Without root, bwrap runs as the gateway's user,
+// which can reach dir, and hides it itself.
+func (s *Sandbox) mountArgs(dir, prog string) (args []string, hide string, err error) {
+	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
+		return nil, "", fmt.Errorf("kernel dir %q is not an absolute, clean path", dir)
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("kernel dir: %w", err)
+	}
+	if real != dir {
+		return nil, "", fmt.Errorf("kernel dir %s is reached through a symlink (it is %s); use the canonical path", dir, real)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, "", fmt.Errorf("kernel dir %s is not a directory", dir)
+	}
+	for _, bad := range []string{"/dev", "/proc", "/sys"} {
+		if under(dir, bad) {
+			return nil, "", fmt.Errorf("kernel dir %s is under %s", dir, bad)
+		}
+	}
+	parent := filepath.Dir(dir)
+	if parent == "/" {
+		return nil, "", fmt.Errorf("kernel dir %s is directly under /; put kernel dirs in a runtime dir of their own", dir)
+	}
+	hide = parent
+	for a := range ancestors(parent) {
+		ok, err := s.searchable(a)
+		if err != nil {
+			return nil, "", err
+		}
+		if !ok {
+			hide = a
+			break
+		}
+	}
+	if filepath.IsAbs(prog) {
+		for _, h := range append(s.hiddenRoots(), hide) {
+			if under(prog, h) {
+				return nil, "", fmt.Errorf("the kernel's program %s would be hidden in the sandbox (%s is replaced by an empty dir there)", prog, h)
+			}
+		}
+	}
+	args = []string{"--bind", dir, dir}
+	if s.root {
+		return args, hide, nil
+	}
+	if !slices.ContainsFunc(s.hiddenRoots(), func(r string) bool { return under(hide, r) }) {
+		args = append([]string{"--tmpfs", hide}, args...)
+	}
+	return args, "", nil
+}
+
+// ancestors yields "/a", "/a/b", ... down to and including p (not "/").
+func ancestors(p string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for i := 1; i <= len(p); i++ {
+			if i == len(p) || p[i] == '/' {
+				if !yield(p[:i]) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// under reports whether p is r or below it.
+func under(p, r string) bool { return p == r || strings.HasPrefix(p, r+"/") }
+
+// searchable reports whether the sandbox user (with only its primary group)
+// may search directory p. Without root there is no user switch, so the
+// gateway's own access counts.
+func (s *Sandbox) searchable(p string) (bool, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		return false, fmt.Errorf("kernel dir ancestor: %w", err)
+	}
+	uid, gid := uint32(s.p.UID), uint32(s.p.GID)
+	if !s.root {
+		return syscall.Access(p, 1) == nil, nil // X_OK
+	}
+	switch {
+	case st.Uid == uid:
+		return st.Mode&0o100 != 0, nil
+	case st.Gid == gid:
+		return st.Mode&0o010 != 0, nil
+	}
+	return st.Mode&0o001 != 0, nil
+}
+
+// probeBwrap runs bwrap with the sandbox's namespaces and mounts, as the
+// sandbox user, on /bin/true.
+func (s *Sandbox) probeBwrap() error {
+	argv := append(append([]string{s.p.Bwrap}, s.baseArgs()...), "--", "/bin/true")
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("sandbox: probe bwrap: %w", err)
+	}
+	defer r.Close()
+	attr := &os.ProcAttr{Dir: "/", Files: []*os.File{nil, nil, w}, Env: []string{"PATH=/usr/bin:/bin"}}
+	if s.root {
+		attr.Sys = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(s.p.UID), Gid: uint32(s.p.GID), Groups: []uint32{}}}
+	}
+	proc, err := os.StartProcess(s.p.Bwrap, argv, attr)
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("sandbox: bwrap unusable: %w (install bubblewrap)", err)
+	}
+	timer := time.AfterFunc(10*time.Second, func() { _ = proc.Kill() })
+	defer timer.Stop()
+	out, _ := io.ReadAll(io.LimitReader(r, 4096))
+	st, err := proc.Wait()
+	if err != nil {
+		return fmt.Errorf("sandbox: probe bwrap: %w", err)
+	}
+	if !st.Success() {
+		return fmt.Errorf("sandbox: bwrap unusable as uid %d: `%s` %s: %s", s.p.UID, strings.Join(argv, " "), st, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
