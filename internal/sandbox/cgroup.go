@@ -252,10 +252,43 @@ func probeCgroups(lockedDo func(func() error) error) *cgroupPlan {
 	_ = lockedDo(func() error {
 		for _, h := range plan.hier {
 			removeParentIfEmpty(h)
+			sweepStale(h)
 		}
 		return nil
 	})
 	return plan
+}
+
+// sweepStale removes the kernel cgroups a gateway that died without
+// cleaning up (SIGKILL, a crash) left next to ours: parents named after a
+// process that no longer exists. Whatever still runs in them is killed.
+func sweepStale(h *hierarchy) {
+	entries, err := os.ReadDir(h.own)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		name := e.Name()
+		pidText, ok := strings.CutPrefix(name, "kernelgate-")
+		if !e.IsDir() || !ok || name == parentName {
+			continue
+		}
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 || unix.Kill(pid, 0) != unix.ESRCH {
+			continue // not ours, or its gateway still lives (or the pid was reused: leave it)
+		}
+		parent := filepath.Join(h.own, name)
+		kids, _ := os.ReadDir(parent)
+		deadline := time.Now().Add(5 * time.Second)
+		for _, k := range kids {
+			if k.IsDir() {
+				cg := kernelCgroup{h: h, dir: filepath.Join(parent, k.Name())}
+				killAll(cg, deadline)
+				_ = unix.Rmdir(cg.dir)
+			}
+		}
+		_ = unix.Rmdir(parent)
+	}
 }
 
 // probeController checks that ctrl works in h: for cgroup2 that it is

@@ -1,7 +1,9 @@
 package sandbox
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseHelperArgs(t *testing.T) {
@@ -269,5 +272,40 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		} else {
 			t.Logf("%+v: %v", p, err)
 		}
+	}
+}
+
+// A gateway killed without cleanup leaves its kernels' cgroups; the next
+// sandbox on the machine removes them (and kills what still runs there).
+func TestSweepStale(t *testing.T) {
+	s, err := New(Policy{PIDs: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.cg.usable("pids")
+	if h == nil {
+		t.Fatal("no pids hierarchy on this machine")
+	}
+	// A pid that does not exist: a real process that has exited and been reaped.
+	gone := exec.Command("/bin/true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(h.own, fmt.Sprintf("kernelgate-%d", gone.Process.Pid))
+	if err := os.MkdirAll(filepath.Join(stale, "abc-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Rmdir(filepath.Join(stale, "abc-1")); unix.Rmdir(stale) })
+	live := filepath.Join(h.own, fmt.Sprintf("kernelgate-%d", os.Getppid()))
+	if err := os.Mkdir(live, 0o755); err != nil && !os.IsExist(err) {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Rmdir(live) })
+	sweepStale(h)
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale cgroup %s still there: %v", stale, err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Fatalf("the cgroup of a live gateway was removed: %v", err)
 	}
 }
