@@ -105,14 +105,35 @@ func (h *HTTP) wsTest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, Msg{"websocket_available": true, "endpoint": "/ws", "status": "ready"})
 }
 
+// codeBody is what every body that runs code has.
+type codeBody struct {
+	Code      *string `json:"code"`
+	SessionID string  `json:"session_id"`
+}
+
+func (b *codeBody) code() *codeBody { return b }
+
+// openForCode decodes a body that must carry code and opens the caller's
+// session; call release when the request is done.
+func (h *HTTP) openForCode(w http.ResponseWriter, r *http.Request, body interface{ code() *codeBody }) (s *Session, release func(), ok bool) {
+	if !h.decodeBody(w, r, body) {
+		return nil, nil, false
+	}
+	b := body.code()
+	if b.Code == nil {
+		errorEnvelope(w, http.StatusUnprocessableEntity, `"code" is required`)
+		return nil, nil, false
+	}
+	return h.session(w, r, b.SessionID)
+}
+
 // queryRequest is the body of /api/execute (the original's QueryRequest).
 type queryRequest struct {
-	Code            *string         `json:"code"`
+	codeBody
 	Datasets        json.RawMessage `json:"datasets"`
 	Language        string          `json:"language"`
 	VariableContext json.RawMessage `json:"variableContext"`
 	UserInput       *string         `json:"user_input"`
-	SessionID       string          `json:"session_id"`
 }
 
 // decodeBody reads a JSON body of at most MaxMessageBytes.
@@ -171,14 +192,7 @@ func enqueueError(w http.ResponseWriter, err error) {
 
 func (h *HTTP) execute(w http.ResponseWriter, r *http.Request) {
 	var q queryRequest
-	if !h.decodeBody(w, r, &q) {
-		return
-	}
-	if q.Code == nil {
-		errorEnvelope(w, http.StatusUnprocessableEntity, `"code" is required`)
-		return
-	}
-	s, release, ok := h.session(w, r, q.SessionID)
+	s, release, ok := h.openForCode(w, r, &q)
 	if !ok {
 		return
 	}
@@ -206,25 +220,22 @@ func datasetsOrNil(raw json.RawMessage) json.RawMessage {
 
 // pipelineRequest is the body of /api/execute-pipeline.
 type pipelineRequest struct {
-	Code          *string         `json:"code"`
+	codeBody
 	InputData     json.RawMessage `json:"input_data"`
 	AllSourceData []struct {
 		Name string          `json:"name"`
 		Data json.RawMessage `json:"data"`
 	} `json:"all_source_data"`
 	Variables json.RawMessage `json:"variables"`
-	SessionID string          `json:"session_id"`
 }
 
 func (h *HTTP) executePipeline(w http.ResponseWriter, r *http.Request) {
 	var p pipelineRequest
-	if !h.decodeBody(w, r, &p) {
+	s, release, ok := h.openForCode(w, r, &p)
+	if !ok {
 		return
 	}
-	if p.Code == nil {
-		errorEnvelope(w, http.StatusUnprocessableEntity, `"code" is required`)
-		return
-	}
+	defer release()
 	var ds []Msg
 	if d := datasetsOrNil(p.InputData); d != nil {
 		ds = append(ds, Msg{"name": "input_data", "data": d})
@@ -236,11 +247,6 @@ func (h *HTTP) executePipeline(w http.ResponseWriter, r *http.Request) {
 	if len(ds) > 0 {
 		datasets, _ = json.Marshal(ds)
 	}
-	s, release, ok := h.session(w, r, p.SessionID)
-	if !ok {
-		return
-	}
-	defer release()
 	h.run(w, r, s, ExecuteRequest{Code: *p.Code, Datasets: datasets, Variables: objectOrNil(p.Variables)})
 }
 

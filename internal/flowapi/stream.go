@@ -16,9 +16,8 @@ const keepaliveInterval = 15 * time.Second
 
 // streamRequest is the body of POST /api/stream.
 type streamRequest struct {
-	Code      *string         `json:"code"`
-	Datasets  json.RawMessage `json:"datasets"`
-	SessionID string          `json:"session_id"`
+	codeBody
+	Datasets json.RawMessage `json:"datasets"`
 }
 
 // stream runs code and answers with NDJSON events as they happen: start,
@@ -27,14 +26,7 @@ type streamRequest struct {
 // its run. Programs and agents use it; see docs/protocol.md.
 func (h *HTTP) stream(w http.ResponseWriter, r *http.Request) {
 	var q streamRequest
-	if !h.decodeBody(w, r, &q) {
-		return
-	}
-	if q.Code == nil {
-		errorEnvelope(w, http.StatusUnprocessableEntity, `"code" is required`)
-		return
-	}
-	s, release, ok := h.session(w, r, q.SessionID)
+	s, release, ok := h.openForCode(w, r, &q)
 	if !ok {
 		return
 	}
