@@ -133,6 +133,8 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	fs.Int64Var(&c.SandboxPolicy.PIDs, "kernel-pids", c.SandboxPolicy.PIDs, "processes and threads per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_PIDS)")
 	fs.Float64Var(&c.SandboxPolicy.CPUQuota, "kernel-cpus", c.SandboxPolicy.CPUQuota, "CPU cores per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_CPUS)")
 	fs.BoolVar(&c.SandboxPolicy.Network, "kernel-network", c.SandboxPolicy.Network, "give sandboxed kernels the host's network (env KERNELGATE_KERNEL_NETWORK)")
+	registerAuthFlags(fs, &c)
+	registerLimitFlags(fs, &c)
 	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
 
 	// Environment first, so flags override it.
@@ -259,5 +261,7 @@ func (c Config) Validate() error {
 	if !filepath.IsAbs(c.Python) {
 		bad("python", c.Python, "must be an absolute path (the python3 on PATH may lack ipykernel)")
 	}
+	errs = append(errs, c.validateAuth()...)
+	errs = append(errs, c.validateLimits()...)
 	return errors.Join(errs...)
 }
