@@ -119,15 +119,10 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	}
 	var shuttingDown atomic.Bool
 	mux := http.NewServeMux()
-	tokens, err := loadTokens(c)
+	authn, err := authenticator(c, log)
 	if err != nil {
 		mgr.Close(context.Background())
 		return err
-	}
-	if tokens == nil {
-		log.Info("no authentication: kernelgate accepts only local connections", "addr", c.Addr)
-	} else {
-		log.Info("authentication on", "tokens", tokens.Len())
 	}
 	sessions := flowapi.NewSessions(c.Flow, mgr, log)
 	ws := flowapi.NewWS(c.Flow, sessions, auth.User, log)
@@ -151,7 +146,7 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	mux.Handle("GET /metrics", met.Handler())
 	srv := &http.Server{
 		// Probes and the old frontend's status dot stay open; they say nothing.
-		Handler:           auth.Middleware(mux, tokens, "/healthz", "/readyz", "/health", "/ping"),
+		Handler:           auth.Middleware(mux, authn, "/healthz", "/readyz", "/health", "/ping"),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -187,6 +182,25 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	}
 	log.Info("kernelgate stopped")
 	return err
+}
+
+// authenticator builds what checks callers from the config: static tokens
+// (and, as they are added, other methods), or nil for no authentication.
+func authenticator(c config.Config, log *slog.Logger) (auth.Authenticator, error) {
+	var all auth.Any
+	tokens, err := loadTokens(c)
+	if err != nil {
+		return nil, err
+	}
+	if tokens != nil {
+		all = append(all, tokens)
+		log.Info("authentication on: static tokens", "tokens", tokens.Len())
+	}
+	if len(all) == 0 {
+		log.Info("no authentication: kernelgate accepts only local connections", "addr", c.Addr)
+		return nil, nil
+	}
+	return all, nil
 }
 
 // loadTokens builds the token set from the config, or nil when no token is

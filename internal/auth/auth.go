@@ -116,10 +116,32 @@ func User(r *http.Request) string {
 	return Anonymous
 }
 
+// Authenticator names the user of a request, or fails with an error
+// wrapping ErrUnauthenticated. Tokens and the JWT verifier implement it.
+type Authenticator interface {
+	Authenticate(r *http.Request) (string, error)
+}
+
+// Any tries authenticators in order and accepts the first that succeeds;
+// the error names the last failure.
+type Any []Authenticator
+
+// Authenticate implements Authenticator.
+func (a Any) Authenticate(r *http.Request) (string, error) {
+	err := fmt.Errorf("%w: no authenticator configured", ErrUnauthenticated)
+	for _, x := range a {
+		var user string
+		if user, err = x.Authenticate(r); err == nil {
+			return user, nil
+		}
+	}
+	return "", err
+}
+
 // Middleware authenticates every request except those to open paths, and
-// answers the others with 401 and a JSON error. A nil tokens means no
-// authentication (the server then listens on loopback only).
-func Middleware(next http.Handler, tokens *Tokens, open ...string) http.Handler {
+// answers the others with 401 and a JSON error. A nil authenticator means
+// no authentication (the server then listens on loopback only).
+func Middleware(next http.Handler, tokens Authenticator, open ...string) http.Handler {
 	if tokens == nil {
 		return next
 	}
