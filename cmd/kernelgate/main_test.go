@@ -119,6 +119,8 @@ func TestRun_CLI(t *testing.T) {
 		{name: "missing file", args: []string{"run", "/nonexistent.py"}, code: 1, stderr: `no such file`},
 		{name: "bad flag value", args: []string{"run", "--transport", "udp", "-c", "1"}, code: 1, stderr: `transport.*want tcp or ipc`},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: `unknown command "frobnicate"`},
+		{name: "sandbox required but impossible", args: []string{"run", "--sandbox", "bwrap", "--bwrap", "/nonexistent/bwrap", "-c", "1"}, code: 1, stderr: `--sandbox bwrap, but kernels cannot be sandboxed here`},
+		{name: "sandbox impossible: loud fallback", args: []string{"run", "--sandbox", "auto", "--bwrap", "/nonexistent/bwrap", "-c", "print(1)"}, stdout: `^1\n$`, stderr: `WARNING: kernels run WITHOUT a sandbox`},
 		{name: "help", args: []string{"help"}, stdout: `kernelgate serve`},
 		{name: "flag help", args: []string{"serve", "-h"}, stderr: `-addr address`},
 	}
@@ -181,7 +183,7 @@ func TestServe_HealthMetricsAndGracefulShutdown(t *testing.T) {
 
 	for path, want := range map[string]string{
 		"/healthz": "ok\n",
-		"/readyz":  "ready\n",
+		"/readyz":  "sandbox on: namespaces (network off)",
 		"/metrics": "kernelgate_kernels_running 0",
 	} {
 		resp, err := http.Get(url + path)
@@ -218,7 +220,7 @@ func TestServe_SIGTERMStopsKernelsAndTheirChildren(t *testing.T) {
 	rt := filepath.Join(t.TempDir(), "rt")
 	// Unsandboxed: the test reads host pids from the kernel (a sandboxed
 	// kernel sees its own pid namespace); TestRun_Sandboxed covers the rest.
-	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", rt, "--sandbox", "off")
+	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", rt, "--sandbox", "none")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -277,7 +279,7 @@ func TestRun_SIGTERMLeavesNoProcess(t *testing.T) {
 	t.Parallel()
 	rt := filepath.Join(t.TempDir(), "rt")
 	code := "import subprocess, time\nprint(subprocess.Popen(['sleep', '1000']).pid, flush=True)\ntime.sleep(100)"
-	cmd := kernelgate(t, "run", "--runtime-dir", rt, "--sandbox", "off", "-c", code) // host pids, as above
+	cmd := kernelgate(t, "run", "--runtime-dir", rt, "--sandbox", "none", "-c", code) // host pids, as above
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -497,14 +499,14 @@ print("write /usr", attempt(lambda: open("/usr/kernelgate-test", "w")))
 print("write cwd", attempt(lambda: open("ok.txt", "w")))
 print("root", os.getuid() == 0)
 `, ln.Addr().(*net.TCPAddr).Port)
-	stdout, stderr, exit := runCLI(t, "", "run", "--runtime-dir", filepath.Join(t.TempDir(), "rt"), "--sandbox", "on", "-c", code)
+	stdout, stderr, exit := runCLI(t, "", "run", "--runtime-dir", filepath.Join(t.TempDir(), "rt"), "--sandbox", "bwrap", "-c", code)
 	want := "network denied\nwrite /usr denied\nwrite cwd allowed\nroot False\n"
 	if exit != 0 || stdout != want {
 		t.Fatalf("exit %d\nstdout %q\nwant   %q\nstderr %s", exit, stdout, want, stderr)
 	}
-	_, stderr, exit = runCLI(t, "", "run", "--runtime-dir", filepath.Join(t.TempDir(), "rt"), "--sandbox", "on",
+	_, stderr, exit = runCLI(t, "", "run", "--runtime-dir", filepath.Join(t.TempDir(), "rt"), "--sandbox", "bwrap",
 		"--kernel-memory", fmt.Sprint(256<<20), "-c", "x = bytearray(1 << 30)")
-	if exit != 1 || !strings.Contains(stderr, "likely out of memory") {
+	if exit != 1 || !strings.Contains(stderr, "memory limit of 256 MiB exceeded") {
 		t.Fatalf("allocating past the limit: exit %d, stderr %s", exit, stderr)
 	}
 }

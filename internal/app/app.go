@@ -71,34 +71,39 @@ func Specs(ctx context.Context, c config.Config, log *slog.Logger) (map[string]k
 	return specs, nil
 }
 
-// newManager builds the kernel manager with its runtime directory.
-func newManager(ctx context.Context, c config.Config, log *slog.Logger, m kernel.Metrics) (*kernel.Manager, error) {
+// newManager builds the kernel manager with its runtime directory and
+// sandbox; confinement says how kernels are confined, for /readyz.
+func newManager(ctx context.Context, c config.Config, log *slog.Logger, m kernel.Metrics) (mgr *kernel.Manager, confinement string, err error) {
 	specs, err := Specs(ctx, c, log)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := os.MkdirAll(c.Kernel.RuntimeDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create runtime dir: %w", err)
+		return nil, "", fmt.Errorf("create runtime dir: %w", err)
 	}
 	// The sandbox bind-mounts kernel dirs by path: no symlinks on the way.
 	dir, err := filepath.EvalSymlinks(c.Kernel.RuntimeDir)
 	if err != nil {
-		return nil, fmt.Errorf("runtime dir: %w", err)
+		return nil, "", fmt.Errorf("runtime dir: %w", err)
 	}
 	c.Kernel.RuntimeDir = dir
-	if c.Sandbox != "off" {
+	confinement = "sandbox off (--sandbox none): kernels run unconfined"
+	if mode := c.SandboxMode(); mode != "none" {
 		sb, err := sandbox.New(c.SandboxPolicy)
 		switch {
 		case err == nil:
 			c.Kernel.Sandbox = sb
-			log.Info(sb.Status())
-		case c.Sandbox == "on":
-			return nil, fmt.Errorf("--sandbox on, but kernels cannot be sandboxed here: %w", err)
+			confinement = sb.Status()
+			log.Info(confinement)
+		case mode == "bwrap":
+			return nil, "", fmt.Errorf("--sandbox bwrap, but kernels cannot be sandboxed here: %w", err)
 		default:
-			log.Warn("kernels run WITHOUT a sandbox: this machine cannot confine them", "err", err)
+			confinement = "WARNING: kernels run WITHOUT a sandbox, this machine cannot confine them: " + err.Error()
+			log.Warn(confinement)
 		}
 	}
-	return kernel.NewManager(c.Kernel, specs, c.KernelSpec, log, m)
+	mgr, err = kernel.NewManager(c.Kernel, specs, c.KernelSpec, log, m)
+	return mgr, confinement, err
 }
 
 // Serve runs the HTTP server until ctx ends, then shuts down gracefully:
@@ -106,7 +111,7 @@ func newManager(ctx context.Context, c config.Config, log *slog.Logger, m kernel
 // remove the runtime dir. ready, if not nil, receives the bound address.
 func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(addr string)) error {
 	met := metrics.New()
-	mgr, err := newManager(ctx, c, log, met)
+	mgr, confinement, err := newManager(ctx, c, log, met)
 	if err != nil {
 		return err
 	}
@@ -141,7 +146,7 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 			io.WriteString(w, "shutting down\n")
 			return
 		}
-		io.WriteString(w, "ready\n")
+		io.WriteString(w, "ready\n"+confinement+"\n")
 	})
 	mux.Handle("GET /metrics", met.Handler())
 	srv := &http.Server{
@@ -235,7 +240,7 @@ func loadTokens(c config.Config) (*auth.Tokens, error) {
 // terminal, and shuts the kernel down. It reports whether the code ran
 // without error.
 func RunCode(ctx context.Context, c config.Config, log *slog.Logger, code string, in io.Reader, out, errw io.Writer) (bool, error) {
-	mgr, err := newManager(ctx, c, log, nil)
+	mgr, _, err := newManager(ctx, c, log, nil)
 	if err != nil {
 		return false, err
 	}

@@ -42,8 +42,10 @@ type Config struct {
 	Token     string
 	TokenFile string
 
-	// Sandbox is "auto" (confine kernels when the machine allows it, the
-	// default), "on" (refuse to start otherwise) or "off".
+	// Sandbox is "auto" (confine kernels with bwrap when the machine
+	// allows it, else run them unconfined with a loud warning; the default),
+	// "bwrap" (refuse to start otherwise) or "none". "on" and "off" are
+	// accepted for bwrap and none.
 	Sandbox       string
 	SandboxPolicy sandbox.Policy
 }
@@ -128,7 +130,8 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	fs.StringVar(&c.TokenFile, "token-file", c.TokenFile, "`file` of \"user token\" lines; requests must present one (env KERNELGATE_TOKEN_FILE; a single token can come from env KERNELGATE_TOKEN)")
 	fs.IntVar(&c.Kernel.MaxKernels, "max-kernels", c.Kernel.MaxKernels, "most kernels running at once, 0 for no limit (env KERNELGATE_MAX_KERNELS)")
 	fs.IntVar(&c.Kernel.MaxKernelsPerUser, "max-kernels-per-user", c.Kernel.MaxKernelsPerUser, "most kernels one user may run, 0 for no limit (env KERNELGATE_MAX_KERNELS_PER_USER)")
-	fs.StringVar(&c.Sandbox, "sandbox", c.Sandbox, "confine kernels with bubblewrap, cgroups and rlimits: auto (when the machine allows), on, off (env KERNELGATE_SANDBOX)")
+	fs.StringVar(&c.Sandbox, "sandbox", c.Sandbox, "confine kernels with bubblewrap, cgroups and rlimits: auto (when the machine allows, else warn), bwrap (required), none (env KERNELGATE_SANDBOX)")
+	fs.StringVar(&c.SandboxPolicy.Bwrap, "bwrap", "/usr/bin/bwrap", "bubblewrap `binary` for the sandbox (env KERNELGATE_BWRAP)")
 	fs.Int64Var(&c.SandboxPolicy.MemoryBytes, "kernel-memory", c.SandboxPolicy.MemoryBytes, "memory limit per sandboxed kernel in bytes, 0 for none (env KERNELGATE_KERNEL_MEMORY)")
 	fs.Int64Var(&c.SandboxPolicy.PIDs, "kernel-pids", c.SandboxPolicy.PIDs, "processes and threads per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_PIDS)")
 	fs.Float64Var(&c.SandboxPolicy.CPUQuota, "kernel-cpus", c.SandboxPolicy.CPUQuota, "CPU cores per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_CPUS)")
@@ -184,6 +187,17 @@ func kernelEnv(environ []string) []string {
 	}
 	// Debian's debugpy warns about frozen modules on every start otherwise.
 	return append(out, "PYDEVD_DISABLE_FILE_VALIDATION=1")
+}
+
+// SandboxMode is Sandbox with the aliases resolved: auto, bwrap or none.
+func (c Config) SandboxMode() string {
+	switch c.Sandbox {
+	case "on":
+		return "bwrap"
+	case "off":
+		return "none"
+	}
+	return c.Sandbox
 }
 
 // isLoopback reports whether a listen host only accepts local connections.
@@ -242,11 +256,11 @@ func (c Config) Validate() error {
 		bad("cancel-grace", c.Flow.CancelGrace.String(), "must be positive")
 	}
 	switch c.Sandbox {
-	case "auto", "on", "off":
+	case "auto", "bwrap", "none", "on", "off":
 	default:
-		bad("sandbox", c.Sandbox, "want auto, on or off")
+		bad("sandbox", c.Sandbox, "want auto, bwrap or none")
 	}
-	if c.Sandbox != "off" && !c.SandboxPolicy.Network && c.Kernel.Transport == "tcp" {
+	if c.SandboxMode() != "none" && !c.SandboxPolicy.Network && c.Kernel.Transport == "tcp" {
 		bad("transport", c.Kernel.Transport, "sandboxed kernels without network need --transport ipc (or --kernel-network, or --sandbox off)")
 	}
 	if c.Kernel.MaxKernels < 0 || c.Kernel.MaxKernelsPerUser < 0 {

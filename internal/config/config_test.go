@@ -577,7 +577,7 @@ func TestValidate_SandboxNeedsIPC(t *testing.T) {
 		t.Fatalf("tcp without the sandbox: %v", err)
 	}
 	c.Sandbox = "maybe"
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "want auto, on or off") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "want auto, bwrap or none") {
 		t.Fatalf("bad sandbox mode: %v", err)
 	}
 }

@@ -332,6 +332,7 @@ type incarnation struct {
 	hbLost chan struct{}
 	// unconfine removes the sandbox's per-process state (cgroups).
 	unconfine func()
+	sandboxID string
 }
 
 // launch starts a kernel process and connects to it; the handshake happens
@@ -353,8 +354,9 @@ func (k *Kernel) launch(ctx context.Context, n int) (*incarnation, error) {
 	}
 	argv := k.spec.Command(path)
 	unconfine := func() {}
+	sandboxID := fmt.Sprintf("%s-%d", k.id[:13], n)
 	if k.cfg.Sandbox != nil {
-		if argv, unconfine, err = k.cfg.Sandbox.Wrap(fmt.Sprintf("%s-%d", k.id[:13], n), argv, k.dir); err != nil {
+		if argv, unconfine, err = k.cfg.Sandbox.Wrap(sandboxID, argv, k.dir); err != nil {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 	}
@@ -391,9 +393,22 @@ func (k *Kernel) launch(ctx context.Context, n int) (*incarnation, error) {
 		return nil, fmt.Errorf("%w: %s: %w", errConnect, k.describeExit(proc), err)
 	}
 	incCtx, incCancel := context.WithCancel(context.Background())
-	inc := &incarnation{proc: proc, conn: conn, cancel: incCancel, hbDone: make(chan struct{}), hbLost: make(chan struct{}, 1), unconfine: unconfine}
+	inc := &incarnation{proc: proc, conn: conn, cancel: incCancel, hbDone: make(chan struct{}), hbLost: make(chan struct{}, 1), unconfine: unconfine, sandboxID: sandboxID}
 	go k.heartbeat(incCtx, inc)
 	return inc, nil
+}
+
+// deathReason explains a dead incarnation, exactly when the sandbox knows
+// the cause (its memory limit), else from the exit status.
+func (k *Kernel) deathReason(inc *incarnation) string {
+	if oom, ok := k.cfg.Sandbox.(interface {
+		MemoryLimitHit(id string) (string, bool)
+	}); ok {
+		if limit, hit := oom.MemoryLimitHit(inc.sandboxID); hit {
+			return "kernel died: memory limit of " + limit + " exceeded (killed by the out-of-memory killer)"
+		}
+	}
+	return "kernel died: " + k.describeExit(inc.proc)
 }
 
 // describeExit explains why a kernel process ended, with its stderr tail

@@ -250,7 +250,7 @@ func (k *Kernel) pump(inc *incarnation, onReady func()) outcome {
 		case <-inc.proc.Done():
 			order.release(k.handle)
 			k.drain(inc.conn)
-			return outcome{died: true, reason: "kernel died: " + k.describeExit(inc.proc)}
+			return outcome{died: true, reason: k.deathReason(inc)}
 		case <-inc.hbLost:
 			inc.proc.Signal(syscall.SIGKILL)
 			<-inc.proc.Done()
