@@ -190,7 +190,8 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 }
 
 // authenticator builds what checks callers from the config: static tokens
-// (and, as they are added, other methods), or nil for no authentication.
+// and JWTs (tried in that order, so a failing JWT reports its own reason),
+// or nil for no authentication.
 func authenticator(c config.Config, log *slog.Logger) (auth.Authenticator, error) {
 	var all auth.Any
 	tokens, err := loadTokens(c)
@@ -200,6 +201,15 @@ func authenticator(c config.Config, log *slog.Logger) (auth.Authenticator, error
 	if tokens != nil {
 		all = append(all, tokens)
 		log.Info("authentication on: static tokens", "tokens", tokens.Len())
+	}
+	if c.JWT.Enabled() {
+		j, err := auth.NewJWT(c.JWT)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, j)
+		log.Info("authentication on: JWT", "algorithms", j.Algorithms(), "user_claim", j.UserClaim(),
+			"issuer", c.JWT.Issuer, "audience", c.JWT.Audience, "leeway", auth.JWTLeeway)
 	}
 	if len(all) == 0 {
 		log.Info("no authentication: kernelgate accepts only local connections", "addr", c.Addr)

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kernelgate/kernelgate/internal/auth"
 	"github.com/kernelgate/kernelgate/internal/flowapi"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
@@ -41,6 +42,9 @@ type Config struct {
 	// required to listen anywhere but loopback.
 	Token     string
 	TokenFile string
+	// JWT (--jwt-* flags) accepts signed JSON Web Tokens; a configured key
+	// counts as authentication too.
+	JWT auth.JWTConfig
 
 	// Sandbox is "auto" (confine kernels with bwrap when the machine
 	// allows it, else run them unconfined with a loud warning; the default),
@@ -63,6 +67,7 @@ func Default() Config {
 		Flow:            flowapi.DefaultConfig(),
 		Sandbox:         "auto",
 		SandboxPolicy: sandbox.Policy{
+			Bwrap:       sandbox.DefaultBwrap,
 			MemoryBytes: 2 << 30,
 			PIDs:        512,
 			CPUQuota:    1,
@@ -131,7 +136,7 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	fs.IntVar(&c.Kernel.MaxKernels, "max-kernels", c.Kernel.MaxKernels, "most kernels running at once, 0 for no limit (env KERNELGATE_MAX_KERNELS)")
 	fs.IntVar(&c.Kernel.MaxKernelsPerUser, "max-kernels-per-user", c.Kernel.MaxKernelsPerUser, "most kernels one user may run, 0 for no limit (env KERNELGATE_MAX_KERNELS_PER_USER)")
 	fs.StringVar(&c.Sandbox, "sandbox", c.Sandbox, "confine kernels with bubblewrap, cgroups and rlimits: auto (when the machine allows, else warn), bwrap (required), none (env KERNELGATE_SANDBOX)")
-	fs.StringVar(&c.SandboxPolicy.Bwrap, "bwrap", "/usr/bin/bwrap", "bubblewrap `binary` for the sandbox (env KERNELGATE_BWRAP)")
+	fs.StringVar(&c.SandboxPolicy.Bwrap, "bwrap", c.SandboxPolicy.Bwrap, "bubblewrap `binary` for the sandbox (env KERNELGATE_BWRAP)")
 	fs.Int64Var(&c.SandboxPolicy.MemoryBytes, "kernel-memory", c.SandboxPolicy.MemoryBytes, "memory limit per sandboxed kernel in bytes, 0 for none (env KERNELGATE_KERNEL_MEMORY)")
 	fs.Int64Var(&c.SandboxPolicy.PIDs, "kernel-pids", c.SandboxPolicy.PIDs, "processes and threads per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_PIDS)")
 	fs.Float64Var(&c.SandboxPolicy.CPUQuota, "kernel-cpus", c.SandboxPolicy.CPUQuota, "CPU cores per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_CPUS)")
@@ -217,8 +222,8 @@ func (c Config) Validate() error {
 	}
 	if host, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("addr", c.Addr, "want host:port")
-	} else if !isLoopback(host) && c.Token == "" && c.TokenFile == "" {
-		bad("addr", c.Addr, "listening beyond loopback requires authentication: set KERNELGATE_TOKEN or --token-file, or listen on 127.0.0.1")
+	} else if !isLoopback(host) && c.Token == "" && c.TokenFile == "" && !c.JWT.Enabled() {
+		bad("addr", c.Addr, "listening beyond loopback requires authentication: set KERNELGATE_TOKEN, --token-file, --jwt-hs256-secret-file or --jwt-public-key-file, or listen on 127.0.0.1")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
