@@ -1,9 +1,34 @@
 package config
 
-import "flag"
+import (
+	"errors"
+	"flag"
+	"math"
+	"strconv"
+)
 
 // registerLimitFlags adds the rate-limit and audit flags.
-func registerLimitFlags(fs *flag.FlagSet, c *Config) {}
+func registerLimitFlags(fs *flag.FlagSet, c *Config) {
+	fs.Float64Var(&c.Flow.MessagesPerSecond, "rate-messages", c.Flow.MessagesPerSecond, "WebSocket messages per second per user, in bursts of up to twice that; 0 for no limit (env KERNELGATE_RATE_MESSAGES)")
+	fs.Float64Var(&c.Flow.ExecutionsPerSecond, "rate-executions", c.Flow.ExecutionsPerSecond, "cells run per second per user over WebSocket and HTTP, in bursts of up to twice that; 0 for no limit (env KERNELGATE_RATE_EXECUTIONS)")
+	fs.Float64Var(&c.Flow.KernelStartsPerSecond, "rate-kernel-starts", c.Flow.KernelStartsPerSecond, "kernel starts per second per user, in bursts of up to five times that; a start over the limit waits up to 5s, then fails; 0 for no limit (env KERNELGATE_RATE_KERNEL_STARTS)")
+}
 
 // validateLimits checks the rate-limit settings.
-func (c Config) validateLimits() []error { return nil }
+func (c Config) validateLimits() []error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"rate-messages", c.Flow.MessagesPerSecond},
+		{"rate-executions", c.Flow.ExecutionsPerSecond},
+		{"rate-kernel-starts", c.Flow.KernelStartsPerSecond},
+	} {
+		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			errs = append(errs, &FieldError{Field: f.name, Value: strconv.FormatFloat(f.v, 'g', -1, 64),
+				Err: errors.New("must be a non-negative number of events per second (0 for no limit)")})
+		}
+	}
+	return errs
+}

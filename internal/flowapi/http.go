@@ -252,6 +252,9 @@ func (h *HTTP) executePipeline(w http.ResponseWriter, r *http.Request) {
 
 // run executes one cell and answers when it ends or asks for input.
 func (h *HTTP) run(w http.ResponseWriter, r *http.Request, s *Session, req ExecuteRequest) {
+	if h.overLimit(w, s, limitExecutions) {
+		return
+	}
 	req.CellID = "http-" + uuid.NewString()
 	if k, ok := s.Kernel(); ok {
 		if _, waiting := k.PendingInput(); waiting {

@@ -40,6 +40,14 @@ type Config struct {
 	Cell           CellOptions
 	MaxStateRows   int    // rows per DataFrame in variables and dataframe_variables
 	PlotlyJSFile   string // served at /static/plotly.js for figure HTML
+	// Per-user rate limits, per second; 0 disables one. Messages counts
+	// client messages on WebSockets, Executions the cells run by any route,
+	// KernelStarts the session kernels started. Messages and executions
+	// may burst to twice their rate, kernel starts to five times (rounded
+	// up); see ratelimit.go.
+	MessagesPerSecond     float64
+	ExecutionsPerSecond   float64
+	KernelStartsPerSecond float64
 }
 
 // DefaultConfig returns the documented defaults.
@@ -55,6 +63,10 @@ func DefaultConfig() Config {
 		AllowedOrigins: []string{"localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", `\[::1\]`, `\[::1\]:*`},
 		MaxStateRows:   20,
 		PlotlyJSFile:   "/usr/share/python3-plotly/plotly.js", // from Debian's python3-plotly
+
+		MessagesPerSecond:     50,
+		ExecutionsPerSecond:   10,
+		KernelStartsPerSecond: 1,
 	}
 }
 
@@ -88,6 +100,7 @@ type Session struct {
 	id, user string
 	cfg      Config
 	kernels  Kernels
+	limits   *limiter // shared by all sessions of the server
 	log      *slog.Logger
 	journal  *journal.Journal[out]
 	cells    chan ExecuteRequest
@@ -110,13 +123,13 @@ type Session struct {
 type runningCell struct {
 	cellID    string
 	ex        *kernel.Execution // nil while the cell is being prepared
-	cancelled bool              // cancelled while being prepared: never execute it
+	cancelled bool              // cancelled (while being prepared: never execute it); the audit line says so
 }
 
-func newSession(id, user string, cfg Config, kernels Kernels, log *slog.Logger) *Session {
+func newSession(id, user string, cfg Config, kernels Kernels, limits *limiter, log *slog.Logger) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
-		id: id, user: user, cfg: cfg, kernels: kernels,
+		id: id, user: user, cfg: cfg, kernels: kernels, limits: limits,
 		log:      log.With("session_id", id),
 		journal:  journal.New(cfg.JournalMessages, cfg.JournalBytes, outSize, stampOut),
 		cells:    make(chan ExecuteRequest, cfg.MaxQueuedCells),
@@ -208,6 +221,9 @@ func (s *Session) kernel(ctx context.Context) (*kernel.Kernel, error) {
 	if k != nil {
 		return k, nil
 	}
+	if err := s.limits.wait(ctx, s.user, limitKernelStarts, kernelStartMaxWait); err != nil {
+		return nil, err
+	}
 	k, err := s.kernels.Start(ctx, kernel.StartOptions{Owner: s.user})
 	if err != nil {
 		return nil, err
@@ -248,6 +264,8 @@ func (s *Session) Kernel() (*kernel.Kernel, bool) {
 
 func (s *Session) runCell(req ExecuteRequest) {
 	run := &runningCell{cellID: req.CellID}
+	audit := newCellAudit(run)
+	defer s.logCell(audit)
 	s.mu.Lock()
 	s.running = run
 	s.mu.Unlock()
@@ -259,6 +277,7 @@ func (s *Session) runCell(req ExecuteRequest) {
 	s.emit(Msg{"type": "execution_start", "cell_id": req.CellID, "kernel_id": s.id})
 	k, err := s.kernel(s.ctx)
 	if err != nil {
+		audit.kernelFailed(err)
 		s.emit(Msg{"type": "error", "cell_id": req.CellID, "is_last": true, "error": "the kernel could not start: " + err.Error()})
 		return
 	}
@@ -291,6 +310,7 @@ func (s *Session) runCell(req ExecuteRequest) {
 			case <-ex.Done():
 			case <-s.ctx.Done():
 			case <-t.C:
+				audit.timedOut.Store(true)
 				s.emit(Msg{"type": "error", "cell_id": req.CellID, "error": fmt.Sprintf(
 					"the cell ran longer than the %s execution timeout and is being stopped", s.cfg.ExecutionTimeout)})
 				s.Cancel(req.CellID)
@@ -298,6 +318,7 @@ func (s *Session) runCell(req ExecuteRequest) {
 		})
 	}
 	cell := NewCell(req.CellID, req.Streaming, s.cfg.Cell)
+	audit.cell = cell
 	err = k.Follow(s.ctx, ex, func(e kernel.Event) error {
 		if e.Life != nil {
 			return nil // watchLifecycle reports it
@@ -308,6 +329,7 @@ func (s *Session) runCell(req ExecuteRequest) {
 		return nil
 	})
 	if err != nil && s.ctx.Err() != nil {
+		audit.status = auditLost
 		return // the session is closing
 	}
 	end := CellEnd{}
@@ -321,6 +343,7 @@ func (s *Session) runCell(req ExecuteRequest) {
 		end.Reply = reply
 		end.State = s.flowState(k)
 	}
+	audit.ended(end)
 	for _, m := range cell.Finish(end) {
 		s.emit(m)
 	}
@@ -418,7 +441,7 @@ func (s *Session) Cancel(cellID string) {
 	}
 	var ex *kernel.Execution
 	if run != nil {
-		ex = run.ex
+		ex, run.cancelled = run.ex, true
 	}
 	s.mu.Unlock()
 	if ex == nil || k == nil {
@@ -506,6 +529,7 @@ func (s *Session) close(ctx context.Context) {
 type Sessions struct {
 	cfg     Config
 	kernels Kernels
+	limits  *limiter // per-user rate limits, shared with the WS and HTTP handlers
 	log     *slog.Logger
 
 	mu     sync.Mutex // guards byKey and closed
@@ -520,7 +544,7 @@ func NewSessions(cfg Config, kernels Kernels, log *slog.Logger) *Sessions {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sessions{cfg: cfg, kernels: kernels, log: log, byKey: make(map[sessionKey]*Session)}
+	return &Sessions{cfg: cfg, kernels: kernels, limits: newLimiter(cfg, nil), log: log, byKey: make(map[sessionKey]*Session)}
 }
 
 // Open returns the user's session with this id, creating it when id is new
@@ -541,7 +565,7 @@ func (ss *Sessions) Open(user, id string) (*Session, error) {
 	if s, ok := ss.byKey[key]; ok {
 		return s, nil
 	}
-	s := newSession(id, user, ss.cfg, ss.kernels, ss.log)
+	s := newSession(id, user, ss.cfg, ss.kernels, ss.limits, ss.log)
 	ss.byKey[key] = s
 	return s, nil
 }

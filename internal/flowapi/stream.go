@@ -31,6 +31,9 @@ func (h *HTTP) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	if h.overLimit(w, s, limitExecutions) {
+		return
+	}
 	cellID := "stream-" + uuid.NewString()
 	after := s.Last()
 	if err := s.Enqueue(ExecuteRequest{CellID: cellID, Code: *q.Code, Datasets: datasetsOrNil(q.Datasets)}); err != nil {

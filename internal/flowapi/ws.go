@@ -156,6 +156,9 @@ type clientMsg struct {
 }
 
 func (c *wsConn) handle(data []byte) {
+	if c.overLimit(limitMessages) {
+		return
+	}
 	var m clientMsg
 	if err := json.Unmarshal(data, &m); err != nil {
 		c.fail("invalid JSON: " + err.Error())
@@ -167,6 +170,9 @@ func (c *wsConn) handle(data []byte) {
 	}
 	switch *m.Type {
 	case "execute":
+		if c.overLimit(limitExecutions) {
+			return
+		}
 		c.execute(m)
 	case "provide_input":
 		c.provideInput(m)
