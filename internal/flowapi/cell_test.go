@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
@@ -941,5 +942,19 @@ func TestCellStreamCap(t *testing.T) {
 	final := c.Finish(CellEnd{Reply: jmsg.ExecuteReplyContent{Status: "ok", ExecutionCount: 1}})
 	if final[1]["stream_truncated"] != true {
 		t.Fatalf("final result lacks stream_truncated: %v", final[1])
+	}
+}
+
+func TestConfigTimeout(t *testing.T) {
+	for _, tt := range []struct{ max, asked, want time.Duration }{
+		{0, 0, 0},
+		{0, time.Second, time.Second},
+		{time.Minute, 0, time.Minute},
+		{time.Minute, time.Second, time.Second},
+		{time.Minute, time.Hour, time.Minute},
+	} {
+		if got := (Config{ExecutionTimeout: tt.max}).timeout(tt.asked); got != tt.want {
+			t.Errorf("max %s, asked %s: %s, want %s", tt.max, tt.asked, got, tt.want)
+		}
 	}
 }

@@ -109,7 +109,11 @@ func (h *HTTP) wsTest(w http.ResponseWriter, r *http.Request) {
 type codeBody struct {
 	Code      *string `json:"code"`
 	SessionID string  `json:"session_id"`
+	Timeout   float64 `json:"timeout"` // seconds; bounded by --execution-timeout
 }
+
+// limit is the body's own execution timeout.
+func (b *codeBody) limit() time.Duration { return time.Duration(b.Timeout * float64(time.Second)) }
 
 func (b *codeBody) code() *codeBody { return b }
 
@@ -122,6 +126,10 @@ func (h *HTTP) openForCode(w http.ResponseWriter, r *http.Request, body interfac
 	b := body.code()
 	if b.Code == nil {
 		errorEnvelope(w, http.StatusUnprocessableEntity, `"code" is required`)
+		return nil, nil, false
+	}
+	if b.Timeout < 0 {
+		errorEnvelope(w, http.StatusUnprocessableEntity, `"timeout" must be a positive number of seconds`)
 		return nil, nil, false
 	}
 	return h.session(w, r, b.SessionID)
@@ -201,7 +209,7 @@ func (h *HTTP) execute(w http.ResponseWriter, r *http.Request) {
 		h.answer(w, r, s, *q.UserInput)
 		return
 	}
-	h.run(w, r, s, ExecuteRequest{Code: *q.Code, Datasets: datasetsOrNil(q.Datasets), Variables: objectOrNil(q.VariableContext)})
+	h.run(w, r, s, ExecuteRequest{Code: *q.Code, Datasets: datasetsOrNil(q.Datasets), Variables: objectOrNil(q.VariableContext), Timeout: q.limit()})
 }
 
 func objectOrNil(raw json.RawMessage) json.RawMessage {
@@ -247,7 +255,7 @@ func (h *HTTP) executePipeline(w http.ResponseWriter, r *http.Request) {
 	if len(ds) > 0 {
 		datasets, _ = json.Marshal(ds)
 	}
-	h.run(w, r, s, ExecuteRequest{Code: *p.Code, Datasets: datasets, Variables: objectOrNil(p.Variables)})
+	h.run(w, r, s, ExecuteRequest{Code: *p.Code, Datasets: datasets, Variables: objectOrNil(p.Variables), Timeout: p.limit()})
 }
 
 // run executes one cell and answers when it ends or asks for input.

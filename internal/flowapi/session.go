@@ -24,7 +24,8 @@ type Config struct {
 	// CancelGrace is how long a cancelled execution may take to stop after
 	// the interrupt before its kernel is restarted (state lost).
 	CancelGrace time.Duration
-	// ExecutionTimeout stops a cell that runs longer (interrupt, then a
+	// ExecutionTimeout stops a cell that runs longer, and caps what a
+	// request may ask for itself (interrupt, then a
 	// restart after CancelGrace); 0 means no limit.
 	ExecutionTimeout time.Duration
 	// MaxQueuedCells bounds the cells waiting behind the running one.
@@ -90,6 +91,19 @@ type ExecuteRequest struct {
 	Datasets  json.RawMessage // a JSON array of {name, data}, or empty
 	Variables json.RawMessage // a JSON object of names to set first (variableContext), or empty
 	Streaming bool
+	Timeout   time.Duration // the request's own limit; 0 for the server's
+}
+
+// timeout is the limit a cell runs under: its own, bounded by the
+// server's maximum (0: none).
+func (c Config) timeout(asked time.Duration) time.Duration {
+	switch {
+	case asked <= 0:
+		return c.ExecutionTimeout
+	case c.ExecutionTimeout > 0 && asked > c.ExecutionTimeout:
+		return c.ExecutionTimeout
+	}
+	return asked
 }
 
 // Session is one user's kernel with the AdeloopFlow state around it: the
@@ -302,9 +316,9 @@ func (s *Session) runCell(req ExecuteRequest) {
 		return
 	}
 
-	if s.cfg.ExecutionTimeout > 0 {
+	if limit := s.cfg.timeout(req.Timeout); limit > 0 {
 		s.wg.Go(func() {
-			t := time.NewTimer(s.cfg.ExecutionTimeout)
+			t := time.NewTimer(limit)
 			defer t.Stop()
 			select {
 			case <-ex.Done():
@@ -312,7 +326,7 @@ func (s *Session) runCell(req ExecuteRequest) {
 			case <-t.C:
 				audit.timedOut.Store(true)
 				s.emit(Msg{"type": "error", "cell_id": req.CellID, "error": fmt.Sprintf(
-					"the cell ran longer than the %s execution timeout and is being stopped", s.cfg.ExecutionTimeout)})
+					"timed out after %s: the cell ran past its execution timeout and is being stopped", limit)})
 				s.Cancel(req.CellID)
 			}
 		})

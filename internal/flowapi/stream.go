@@ -36,7 +36,7 @@ func (h *HTTP) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	cellID := "stream-" + uuid.NewString()
 	after := s.Last()
-	if err := s.Enqueue(ExecuteRequest{CellID: cellID, Code: *q.Code, Datasets: datasetsOrNil(q.Datasets)}); err != nil {
+	if err := s.Enqueue(ExecuteRequest{CellID: cellID, Code: *q.Code, Datasets: datasetsOrNil(q.Datasets), Timeout: q.limit()}); err != nil {
 		enqueueError(w, err)
 		return
 	}

@@ -153,6 +153,7 @@ type clientMsg struct {
 	Input        string          `json:"input"`
 	OriginalCode string          `json:"original_code"`
 	LastSeq      *uint64         `json:"last_seq"`
+	Timeout      float64         `json:"timeout"` // seconds; bounded by --execution-timeout
 }
 
 func (c *wsConn) handle(data []byte) {
@@ -209,7 +210,12 @@ func (c *wsConn) execute(m clientMsg) {
 	if cellID == "" {
 		cellID = "unknown"
 	}
-	req := ExecuteRequest{CellID: cellID, Code: m.Code, Streaming: truthy(m.Streaming)}
+	if m.Timeout < 0 {
+		c.fail(`"timeout" must be a positive number of seconds`)
+		return
+	}
+	req := ExecuteRequest{CellID: cellID, Code: m.Code, Streaming: truthy(m.Streaming),
+		Timeout: time.Duration(m.Timeout * float64(time.Second))}
 	if string(m.Datasets) != "null" {
 		req.Datasets = m.Datasets
 	}

@@ -631,7 +631,7 @@ func TestWS_ExecutionTimeoutStopsTheCell(t *testing.T) {
 	ms := c.until(final("t1"))
 	var notice bool
 	for _, m := range ms {
-		if m["type"] == "error" && strings.Contains(fmt.Sprint(m["error"]), "execution timeout") {
+		if m["type"] == "error" && strings.Contains(fmt.Sprint(m["error"]), "timed out after 500ms") {
 			notice = true
 		}
 	}
@@ -641,5 +641,22 @@ func TestWS_ExecutionTimeoutStopsTheCell(t *testing.T) {
 	c.send(map[string]any{"type": "execute", "code": "print(kept)", "cell_id": "t2"})
 	if got := stdout(c.until(final("t2"))); got != "1\n" {
 		t.Fatalf("after the timeout the kernel keeps its state: %q", got)
+	}
+}
+
+// A request may ask for a shorter limit than the server's, never a longer one.
+func TestWS_PerRequestTimeoutIsBounded(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, func(cfg *flowapi.Config) { cfg.ExecutionTimeout = 10 * time.Second }).dial(t)
+	c.send(map[string]any{"type": "execute", "code": "import time\ntime.sleep(100)", "cell_id": "r1", "timeout": 0.3})
+	ms := c.until(final("r1"))
+	var notice string
+	for _, m := range ms {
+		if m["type"] == "error" {
+			notice = fmt.Sprint(m["error"])
+		}
+	}
+	if !strings.Contains(notice, "timed out after 300ms") {
+		t.Fatalf("notice %q", notice)
 	}
 }
