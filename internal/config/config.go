@@ -117,6 +117,7 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	fs.DurationVar(&c.Kernel.HeartbeatInterval, "heartbeat-interval", c.Kernel.HeartbeatInterval, "kernel heartbeat interval, 0 to disable (env KERNELGATE_HEARTBEAT_INTERVAL)")
 	fs.DurationVar(&c.Flow.DetachedTTL, "session-ttl", c.Flow.DetachedTTL, "how long a notebook session keeps its kernel with no client connected, for resume (env KERNELGATE_SESSION_TTL)")
 	fs.DurationVar(&c.Flow.CancelGrace, "cancel-grace", c.Flow.CancelGrace, "how long a cancelled cell may take to stop before its kernel is restarted (env KERNELGATE_CANCEL_GRACE)")
+	fs.DurationVar(&c.Flow.InputTimeout, "input-timeout", c.Flow.InputTimeout, "stop a cell whose input() waits longer for an answer, 0 for no limit (env KERNELGATE_INPUT_TIMEOUT)")
 	fs.DurationVar(&c.Flow.ExecutionTimeout, "execution-timeout", c.Flow.ExecutionTimeout, "stop a cell that runs longer, 0 for no limit (env KERNELGATE_EXECUTION_TIMEOUT)")
 	fs.Int64Var(&c.Flow.MaxMessageBytes, "max-message-bytes", c.Flow.MaxMessageBytes, "largest client message or request body (env KERNELGATE_MAX_MESSAGE_BYTES)")
 	fs.BoolVar(&c.Flow.Cell.RawBase64Plots, "raw-base64-plots", c.Flow.Cell.RawBase64Plots, "send plots as raw base64 instead of data: URIs (env KERNELGATE_RAW_BASE64_PLOTS)")
@@ -253,6 +254,9 @@ func (c Config) Validate() error {
 	}
 	if c.Flow.DetachedTTL <= 0 {
 		bad("session-ttl", c.Flow.DetachedTTL.String(), "must be positive")
+	}
+	if c.Flow.InputTimeout < 0 {
+		bad("input-timeout", c.Flow.InputTimeout.String(), "must not be negative")
 	}
 	if c.Flow.ExecutionTimeout < 0 {
 		bad("execution-timeout", c.Flow.ExecutionTimeout.String(), "must not be negative")

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kernelgate/kernelgate/internal/bootstrap"
+	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/journal"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 )
@@ -28,6 +29,9 @@ type Config struct {
 	// request may ask for itself (interrupt, then a
 	// restart after CancelGrace); 0 means no limit.
 	ExecutionTimeout time.Duration
+	// InputTimeout stops a cell whose input() waits longer for an answer;
+	// 0 means no limit.
+	InputTimeout time.Duration
 	// MaxQueuedCells bounds the cells waiting behind the running one.
 	MaxQueuedCells int
 	// MaxMessageBytes bounds one client message.
@@ -340,6 +344,9 @@ func (s *Session) runCell(req ExecuteRequest) {
 		for _, m := range cell.Observe(e.Msg) {
 			s.emit(m)
 		}
+		if e.Msg.Type() == jmsg.InputRequest && s.cfg.InputTimeout > 0 {
+			s.expireInput(k, ex, req.CellID, e.Msg.Header.MsgID)
+		}
 		return nil
 	})
 	if err != nil && s.ctx.Err() != nil {
@@ -361,6 +368,25 @@ func (s *Session) runCell(req ExecuteRequest) {
 	for _, m := range cell.Finish(end) {
 		s.emit(m)
 	}
+}
+
+// expireInput stops the cell if the prompt promptID is still unanswered
+// after InputTimeout: an abandoned input() must not hold the kernel forever.
+func (s *Session) expireInput(k *kernel.Kernel, ex *kernel.Execution, cellID, promptID string) {
+	s.wg.Go(func() {
+		t := time.NewTimer(s.cfg.InputTimeout)
+		defer t.Stop()
+		select {
+		case <-ex.Done():
+		case <-s.ctx.Done():
+		case <-t.C:
+			if p, waiting := k.PendingInput(); waiting && p.Header.MsgID == promptID {
+				s.emit(Msg{"type": "error", "cell_id": cellID, "error": fmt.Sprintf(
+					"input() got no answer within %s; the cell is being stopped", s.cfg.InputTimeout)})
+				s.Cancel(cellID)
+			}
+		}
+	})
 }
 
 // prepare runs a helper before the cell's code (loading datasets, setting

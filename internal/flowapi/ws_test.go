@@ -660,3 +660,23 @@ func TestWS_PerRequestTimeoutIsBounded(t *testing.T) {
 		t.Fatalf("notice %q", notice)
 	}
 }
+
+func TestWS_InputTimeoutStopsAnAbandonedPrompt(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, func(cfg *flowapi.Config) { cfg.InputTimeout = 300 * time.Millisecond }).dial(t)
+	c.send(map[string]any{"type": "execute", "code": "kept = 2\nname = input('name? ')", "cell_id": "w1"})
+	ms := c.until(final("w1"))
+	var notice string
+	for _, m := range ms {
+		if m["type"] == "error" {
+			notice = fmt.Sprint(m["error"])
+		}
+	}
+	if !strings.Contains(notice, "input() got no answer within 300ms") {
+		t.Fatalf("notice %q", notice)
+	}
+	c.send(map[string]any{"type": "execute", "code": "print(kept)", "cell_id": "w2"})
+	if got := stdout(c.until(final("w2"))); got != "2\n" {
+		t.Fatalf("after the timeout: %q", got)
+	}
+}
