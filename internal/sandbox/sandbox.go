@@ -21,7 +21,9 @@
 //     left its process group or session. The kernel's cgroups nest under the
 //     gateway's own, so limits placed on the gateway still apply. Both
 //     cgroup v1 and v2 work, per controller.
-//   - rlimits cap open files and turn core dumps off.
+//   - rlimits cap open files and the size of any one file the kernel
+//     writes (RLIMIT_FSIZE), and turn core dumps off. The tmpfs mounts have
+//     a size (Policy.TmpBytes).
 //   - A root gateway runs the kernel as an unprivileged user (Policy.UID,
 //     GID): outside the sandbox too, not just mapped inside it. bwrap run
 //     by root would otherwise map the sandbox user to root outside, and that
@@ -55,7 +57,8 @@
 // objects). It can be a convenience on top of this package, never instead.
 //
 // Not covered here: a seccomp filter (bwrap --seccomp could take one), disk
-// quotas for the kernel dir, and filesystem unix sockets the sandbox user
+// quotas for the kernel dir (RLIMIT_FSIZE bounds each file, not how many
+// the kernel writes), and filesystem unix sockets the sandbox user
 // may reach on the read-only host tree (/run is hidden when the network is
 // off; with Network the host's abstract unix sockets are reachable too).
 package sandbox
@@ -103,13 +106,28 @@ type Policy struct {
 	// own files the kernel should not read: a dedicated, otherwise unused id
 	// is best.
 	UID, GID int
+	// TmpBytes is the size of each tmpfs the kernel may write (/tmp,
+	// /dev/shm and, without Network, /run); a write past it fails with
+	// ENOSPC. Their pages also count against MemoryBytes, so a size below
+	// the memory limit makes a full /tmp an error rather than a kill. 0
+	// means a quarter of MemoryBytes, or DefaultTmpBytes without a memory
+	// limit; negative means no size (the kernel's default, half the RAM).
+	TmpBytes int64
+	// FileBytes is RLIMIT_FSIZE (soft and hard): the largest file the
+	// kernel may write anywhere, its work dir included. A write past it
+	// fails with EFBIG ("File too large"; Python ignores SIGXFSZ, most other
+	// programs are killed by it). It bounds each file, not their total. 0
+	// means DefaultFileBytes; negative leaves the inherited limit.
+	FileBytes int64
 }
 
 // Defaults for Policy fields left zero.
 const (
-	DefaultBwrap = "/usr/bin/bwrap"
-	DefaultUID   = 1000
-	DefaultGID   = 1000
+	DefaultBwrap     = "/usr/bin/bwrap"
+	DefaultUID       = 1000
+	DefaultGID       = 1000
+	DefaultTmpBytes  = 1 << 30 // without a memory limit; else a quarter of it
+	DefaultFileBytes = 4 << 30
 )
 
 // Sandbox confines kernels according to a Policy. It is safe for concurrent
@@ -120,6 +138,10 @@ type Sandbox struct {
 	root   bool   // the gateway is root: switch users, hand dirs over
 	cg     *cgroupPlan
 	status string
+
+	tmpBytes   int64  // --size of the writable tmpfs mounts; 0: none
+	fileBytes  uint64 // RLIMIT_FSIZE; 0: inherited
+	tmpUnsized string // why TmpBytes could not be applied, or ""
 
 	mu sync.Mutex // serialises changes to the cgroup parent dirs
 }
@@ -163,8 +185,32 @@ func New(p Policy) (*Sandbox, error) {
 		return nil, fmt.Errorf("sandbox: find own binary for the helper: %w", err)
 	}
 	s := &Sandbox{p: p, self: self, root: os.Geteuid() == 0}
+	switch {
+	case p.TmpBytes > 0:
+		s.tmpBytes = p.TmpBytes
+	case p.TmpBytes == 0 && p.MemoryBytes > 0:
+		s.tmpBytes = p.MemoryBytes / 4
+	case p.TmpBytes == 0:
+		s.tmpBytes = DefaultTmpBytes
+	}
+	switch {
+	case p.FileBytes > 0:
+		s.fileBytes = uint64(p.FileBytes)
+	case p.FileBytes == 0:
+		s.fileBytes = DefaultFileBytes
+	}
 	if err := s.probeBwrap(); err != nil {
-		return nil, err
+		if s.tmpBytes == 0 {
+			return nil, err
+		}
+		// An old bwrap without --size: unsized tmpfs mounts (still bounded
+		// by the memory cgroup) rather than no sandbox at all.
+		size := s.tmpBytes
+		s.tmpBytes = 0
+		if s.probeBwrap() != nil {
+			return nil, err
+		}
+		s.tmpUnsized = fmt.Sprintf("tmpfs size %s (%s refuses --size: %v)", formatBytes(size), p.Bwrap, err)
 	}
 	s.cg = probeCgroups(s.lockedDo)
 	s.status = s.describe()
@@ -180,7 +226,7 @@ func (s *Sandbox) lockedDo(f func() error) error {
 // Status describes what the sandbox enforces on this machine and what it
 // could not enable, for the server's log, e.g.
 //
-//	sandbox on: namespaces (network off), user 1000:1000, memory 512 MiB, pids 64, nofile 1024, no core dumps; unavailable: cpu (...)
+//	sandbox on: namespaces (network off), user 1000:1000, memory 512 MiB, pids 64, nofile 1024, files up to 4 GiB, tmpfs 128 MiB each, no core dumps; unavailable: cpu (...)
 func (s *Sandbox) Status() string { return s.status }
 
 func (s *Sandbox) describe() string {
@@ -234,6 +280,15 @@ func (s *Sandbox) describe() string {
 	if s.p.NoFile > 0 {
 		on = append(on, fmt.Sprintf("nofile %d", s.p.NoFile))
 	}
+	if s.fileBytes > 0 {
+		on = append(on, "files up to "+formatBytes(int64(s.fileBytes)))
+	}
+	if s.tmpBytes > 0 {
+		on = append(on, "tmpfs "+formatBytes(s.tmpBytes)+" each")
+	}
+	if s.tmpUnsized != "" {
+		off = append(off, s.tmpUnsized)
+	}
 	on = append(on, "no core dumps")
 	st := "sandbox on: " + strings.Join(on, ", ")
 	if len(off) > 0 {
@@ -275,7 +330,7 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // hierarchy; it must be unique among running kernels.
 //
 // The returned command starts this binary with the subcommand Helper, which
-// joins the cgroups, sets RLIMIT_NOFILE and RLIMIT_CORE=0, switches to the
+// joins the cgroups, sets RLIMIT_NOFILE, RLIMIT_FSIZE and RLIMIT_CORE=0, switches to the
 // sandbox user and execs bwrap. The exit status the caller sees is bwrap's:
 // a kernel killed by a signal (such as the OOM killer's SIGKILL) shows as
 // exit status 128+signal, bwrap's convention, not as a signal.
@@ -310,6 +365,9 @@ func (s *Sandbox) Wrap(id string, argv []string, dir string) (wrapped []string, 
 	spec := helperSpec{Rlimits: []rlimitSpec{{Resource: "CORE"}}}
 	if s.p.NoFile > 0 {
 		spec.Rlimits = append(spec.Rlimits, rlimitSpec{Resource: "NOFILE", Soft: s.p.NoFile, Hard: s.p.NoFile})
+	}
+	if s.fileBytes > 0 {
+		spec.Rlimits = append(spec.Rlimits, rlimitSpec{Resource: "FSIZE", Soft: s.fileBytes, Hard: s.fileBytes})
 	}
 	if s.root {
 		spec.User = &userSpec{UID: s.p.UID, GID: s.p.GID}
@@ -349,14 +407,27 @@ func (s *Sandbox) baseArgs() []string {
 		"--ro-bind", "/", "/",
 		"--dev", "/dev",
 		"--proc", "/proc",
-		"--perms", "1777", "--tmpfs", "/tmp",
-		"--perms", "1777", "--tmpfs", "/dev/shm",
 	)
+	a = append(a, s.tmpfs("1777", "/tmp")...)
+	a = append(a, s.tmpfs("1777", "/dev/shm")...)
 	if !s.p.Network {
 		// Host services' unix sockets (D-Bus, databases) live here.
-		a = append(a, "--tmpfs", "/run")
+		a = append(a, s.tmpfs("", "/run")...)
 	}
 	return a
+}
+
+// tmpfs returns the bwrap options that mount a writable tmpfs at path, of
+// the sandbox's tmpfs size, with mode perms ("" for bwrap's default).
+func (s *Sandbox) tmpfs(perms, path string) []string {
+	var a []string
+	if perms != "" {
+		a = append(a, "--perms", perms)
+	}
+	if s.tmpBytes > 0 {
+		a = append(a, "--size", strconv.FormatInt(s.tmpBytes, 10))
+	}
+	return append(a, "--tmpfs", path)
 }
 
 // hiddenRoots are the host paths the sandbox replaces with empty mounts.
