@@ -151,7 +151,8 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	mux.Handle("GET /metrics", met.Handler())
 	srv := &http.Server{
 		// Probes and the old frontend's status dot stay open; they say nothing.
-		Handler:           auth.Middleware(mux, authn, "/healthz", "/readyz", "/health", "/ping"),
+		Handler: auth.BrowserGuard(auth.Middleware(mux, authn, "/healthz", "/readyz", "/health", "/ping"),
+			c.Flow.AllowedOrigins, authn == nil),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
