@@ -52,7 +52,7 @@ func TestAuditLog(t *testing.T) {
 	t.Parallel()
 	var buf syncBuffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	s := newRLServer(t, log, func(c *Config) {
+	s := NewTestServer(t, log, func(c *Config) {
 		c.ExecutionTimeout = 2 * time.Second
 		c.KernelStartsPerSecond = 0.001 // one kernel, then one per 1000s
 	})

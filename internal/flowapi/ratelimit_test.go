@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,9 +16,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/kernelgate/kernelgate/internal/kernel"
-	"github.com/kernelgate/kernelgate/internal/kernelspec"
 )
 
 // fakeClock is a clock that moves only when told to.
@@ -267,53 +261,8 @@ func keys[V any](m map[string]V) []string {
 	return ks
 }
 
-// rlServer is a real server with real kernels, like ws_test.go's, but with
-// a logger and a user taken from the X-Test-User header.
-type rlServer struct {
-	url      string
-	sessions *Sessions
-}
-
-func newRLServer(t *testing.T, log *slog.Logger, mutate func(*Config)) *rlServer {
-	t.Helper()
-	kcfg := kernel.DefaultConfig()
-	kcfg.RuntimeDir = t.TempDir()
-	kcfg.Env = append(os.Environ(), "PYDEVD_DISABLE_FILE_VALIDATION=1")
-	mgr, err := kernel.NewManager(kcfg, map[string]kernelspec.Spec{"python3": kernelspec.Default("/usr/bin/python3")}, "python3", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.DetachedTTL = time.Minute
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	user := func(r *http.Request) string {
-		if u := r.Header.Get("X-Test-User"); u != "" {
-			return u
-		}
-		return "tester"
-	}
-	sessions := NewSessions(cfg, mgr, log)
-	ws := NewWS(cfg, sessions, user, log)
-	mux := http.NewServeMux()
-	NewHTTP(cfg, sessions, user, func() int { return len(mgr.List()) }).Register(mux, ws)
-	srv := httptest.NewServer(mux)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sessions.Run(ctx) }()
-	t.Cleanup(func() {
-		ws.Close()
-		srv.Close()
-		stop()
-		<-done
-		mgr.Close(context.Background())
-	})
-	return &rlServer{url: srv.URL, sessions: sessions}
-}
-
 // post sends a JSON body as user in session and decodes the JSON answer.
-func (s *rlServer) post(t *testing.T, path, user, session string, body any) (*http.Response, map[string]any) {
+func (s *TestServer) post(t *testing.T, path, user, session string, body any) (*http.Response, map[string]any) {
 	t.Helper()
 	raw, err := json.Marshal(body)
 	if err != nil {
@@ -321,7 +270,7 @@ func (s *rlServer) post(t *testing.T, path, user, session string, body any) (*ht
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "POST", s.url+path, bytes.NewReader(raw))
+	req, err := http.NewRequestWithContext(ctx, "POST", s.URL+path, bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +300,7 @@ func (s *rlServer) post(t *testing.T, path, user, session string, body any) (*ht
 // are not held back.
 func TestRateLimitHTTP(t *testing.T) {
 	t.Parallel()
-	s := newRLServer(t, nil, func(c *Config) { c.ExecutionsPerSecond = 0.001 }) // a burst of 1, then one per 1000s
+	s := NewTestServer(t, nil, func(c *Config) { c.ExecutionsPerSecond = 0.001 }) // a burst of 1, then one per 1000s
 	if resp, body := s.post(t, "/api/execute", "tester", "a", map[string]any{"code": "1"}); resp.StatusCode != 200 || body["status"] != "ok" {
 		t.Fatalf("first execution: %d %v", resp.StatusCode, body)
 	}
@@ -381,11 +330,11 @@ type wsClient struct {
 	c *websocket.Conn
 }
 
-func (s *rlServer) dial(t *testing.T) *wsClient {
+func (s *TestServer) dial(t *testing.T) *wsClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.url, "http")+"/ws", nil)
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +391,7 @@ func isRateLimit(t *testing.T, m map[string]any, what string) bool {
 // socket stays open and the allowed cell still runs.
 func TestRateLimitWebSocketExecutions(t *testing.T) {
 	t.Parallel()
-	s := newRLServer(t, nil, func(c *Config) { c.ExecutionsPerSecond = 0.001 })
+	s := NewTestServer(t, nil, func(c *Config) { c.ExecutionsPerSecond = 0.001 })
 	c := s.dial(t)
 	for i := range 5 {
 		c.send(map[string]any{"type": "execute", "cell_id": fmt.Sprint("c", i), "code": fmt.Sprintf("print(%d)", i)})
@@ -477,7 +426,7 @@ func TestRateLimitWebSocketExecutions(t *testing.T) {
 // socket stays open.
 func TestRateLimitWebSocketMessages(t *testing.T) {
 	t.Parallel()
-	s := newRLServer(t, nil, func(c *Config) { c.MessagesPerSecond = 0.001 }) // one message, then one per 1000s
+	s := NewTestServer(t, nil, func(c *Config) { c.MessagesPerSecond = 0.001 }) // one message, then one per 1000s
 	c := s.dial(t)
 	c.send(map[string]any{"type": "ping"})
 	if m := c.next(); m["type"] != "pong" {

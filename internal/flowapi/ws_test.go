@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,8 +16,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/kernelgate/kernelgate/internal/flowapi"
-	"github.com/kernelgate/kernelgate/internal/kernel"
-	"github.com/kernelgate/kernelgate/internal/kernelspec"
 )
 
 // These tests run the AdeloopFlow API over real WebSockets against real
@@ -31,35 +28,8 @@ type server struct {
 
 func newServer(t *testing.T, mutate func(*flowapi.Config)) *server {
 	t.Helper()
-	kcfg := kernel.DefaultConfig()
-	kcfg.RuntimeDir = t.TempDir()
-	kcfg.Env = append(os.Environ(), "PYDEVD_DISABLE_FILE_VALIDATION=1")
-	mgr, err := kernel.NewManager(kcfg, map[string]kernelspec.Spec{"python3": kernelspec.Default("/usr/bin/python3")}, "python3", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := flowapi.DefaultConfig()
-	cfg.DetachedTTL = time.Minute
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	user := func(*http.Request) string { return "tester" }
-	sessions := flowapi.NewSessions(cfg, mgr, nil)
-	ws := flowapi.NewWS(cfg, sessions, user, nil)
-	mux := http.NewServeMux()
-	flowapi.NewHTTP(cfg, sessions, user, func() int { return len(mgr.List()) }).Register(mux, ws)
-	srv := httptest.NewServer(mux)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sessions.Run(ctx) }()
-	t.Cleanup(func() {
-		ws.Close()
-		srv.Close()
-		stop()
-		<-done
-		mgr.Close(context.Background())
-	})
-	return &server{url: srv.URL, sessions: sessions}
+	ts := flowapi.NewTestServer(t, nil, mutate)
+	return &server{url: ts.URL, sessions: ts.Sessions}
 }
 
 type client struct {

@@ -1,0 +1,62 @@
+package flowapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/kernelgate/kernelgate/internal/kernel"
+	"github.com/kernelgate/kernelgate/internal/kernelspec"
+)
+
+// TestServer is a real AdeloopFlow server backed by real ipykernels, for
+// the tests of this package, internal and external (flowapi_test sees the
+// identifiers exported here). The user is the X-Test-User header, else
+// "tester".
+type TestServer struct {
+	URL      string
+	Sessions *Sessions
+}
+
+// NewTestServer starts one; mutate adjusts its config, log may be nil.
+func NewTestServer(t *testing.T, log *slog.Logger, mutate func(*Config)) *TestServer {
+	t.Helper()
+	kcfg := kernel.DefaultConfig()
+	kcfg.RuntimeDir = t.TempDir()
+	kcfg.Env = append(os.Environ(), "PYDEVD_DISABLE_FILE_VALIDATION=1")
+	mgr, err := kernel.NewManager(kcfg, map[string]kernelspec.Spec{"python3": kernelspec.Default("/usr/bin/python3")}, "python3", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.DetachedTTL = time.Minute
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	user := func(r *http.Request) string {
+		if u := r.Header.Get("X-Test-User"); u != "" {
+			return u
+		}
+		return "tester"
+	}
+	sessions := NewSessions(cfg, mgr, log)
+	ws := NewWS(cfg, sessions, user, log)
+	mux := http.NewServeMux()
+	NewHTTP(cfg, sessions, user, func() int { return len(mgr.List()) }).Register(mux, ws)
+	srv := httptest.NewServer(mux)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sessions.Run(ctx) }()
+	t.Cleanup(func() {
+		ws.Close()
+		srv.Close()
+		stop()
+		<-done
+		mgr.Close(context.Background())
+	})
+	return &TestServer{URL: srv.URL, Sessions: sessions}
+}
