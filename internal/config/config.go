@@ -63,7 +63,7 @@ func Default() Config {
 		ShutdownTimeout: 15 * time.Second,
 		KernelSpec:      "python3",
 		Python:          "/usr/bin/python3",
-		Kernel:          kernel.DefaultConfig(),
+		Kernel:          withPoolDefaults(kernel.DefaultConfig()),
 		Flow:            flowapi.DefaultConfig(),
 		Sandbox:         "auto",
 		SandboxPolicy: sandbox.Policy{
@@ -144,6 +144,7 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	fs.BoolVar(&c.SandboxPolicy.Network, "kernel-network", c.SandboxPolicy.Network, "give sandboxed kernels the host's network (env KERNELGATE_KERNEL_NETWORK)")
 	registerAuthFlags(fs, &c)
 	registerLimitFlags(fs, &c)
+	registerPoolFlags(fs, &c)
 	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
 
 	// Environment first, so flags override it.
@@ -286,5 +287,6 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateAuth()...)
 	errs = append(errs, c.validateLimits()...)
+	errs = append(errs, c.validatePool()...)
 	return errors.Join(errs...)
 }

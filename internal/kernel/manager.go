@@ -58,6 +58,9 @@ type Config struct {
 
 	// Sandbox confines every kernel process; nil runs them as plain children.
 	Sandbox Sandbox
+	// Pool keeps kernels started ahead of demand (pool.go); the zero value
+	// keeps none.
+	Pool PoolConfig
 }
 
 // Sandbox confines kernel processes (the sandbox package implements it).
@@ -107,6 +110,22 @@ func (nopMetrics) KernelsRunning(int)                  {}
 func (nopMetrics) KernelDied()                         {}
 func (nopMetrics) KernelRestarted()                    {}
 
+// PoolMetrics is what the warm pool reports; a Metrics that also
+// implements it receives it (pool.go).
+type PoolMetrics interface {
+	PoolReady(spec string, n int)
+	PoolHit(spec string)
+	PoolMiss(spec string)
+	PoolRefillFailed(spec string)
+}
+
+type nopPoolMetrics struct{}
+
+func (nopPoolMetrics) PoolReady(string, int)   {}
+func (nopPoolMetrics) PoolHit(string)          {}
+func (nopPoolMetrics) PoolMiss(string)         {}
+func (nopPoolMetrics) PoolRefillFailed(string) {}
+
 // StartOptions says which kernel to start.
 type StartOptions struct {
 	Spec  string // kernelspec name; empty means the default
@@ -122,7 +141,9 @@ type Manager struct {
 	metrics     Metrics
 	ports       *connfile.Ports // tcp ports handed out, so concurrent starts never share one
 
-	mu      sync.Mutex // guards kernels and closed
+	pool *pool // nil without a configured pool
+
+	mu      sync.Mutex // guards kernels and closed; taken before pool.mu
 	kernels map[string]*Kernel
 	closed  bool
 	wg      sync.WaitGroup // one per kernel owner goroutine
@@ -140,23 +161,96 @@ func NewManager(cfg Config, specs map[string]kernelspec.Spec, defaultSpec string
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, specs: specs, defaultSpec: defaultSpec, log: log, metrics: m,
-		ports: connfile.NewPorts(time.Minute), kernels: make(map[string]*Kernel)}, nil
+	mgr := &Manager{cfg: cfg, specs: specs, defaultSpec: defaultSpec, log: log, metrics: m,
+		ports: connfile.NewPorts(time.Minute), kernels: make(map[string]*Kernel)}
+	p, err := newPool(mgr, cfg.Pool)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		mgr.pool = p
+		p.begin()
+	}
+	return mgr, nil
 }
 
 // Specs returns the known kernelspecs and the default's name.
 func (m *Manager) Specs() (map[string]kernelspec.Spec, string) { return m.specs, m.defaultSpec }
 
-// Start starts a kernel and returns once it is ready to execute.
+// Start returns a kernel ready to execute: a warm one from the pool when
+// one is ready for the spec, else a freshly started one.
 func (m *Manager) Start(ctx context.Context, opts StartOptions) (*Kernel, error) {
+	k, _, err := m.StartInfo(ctx, opts)
+	return k, err
+}
+
+// StartResult says how a start was served.
+type StartResult struct {
+	Pooled bool          // handed out ready from the warm pool
+	Took   time.Duration // from the call to a ready kernel
+}
+
+// StartInfo is Start, also saying whether the warm pool served it (for
+// metrics and benchmarks).
+func (m *Manager) StartInfo(ctx context.Context, opts StartOptions) (*Kernel, StartResult, error) {
+	began := time.Now()
 	name := opts.Spec
 	if name == "" {
 		name = m.defaultSpec
 	}
 	spec, ok := m.specs[name]
 	if !ok {
-		return nil, fmt.Errorf("no such kernelspec %q: %w", name, ErrNotFound)
+		return nil, StartResult{}, fmt.Errorf("no such kernelspec %q: %w", name, ErrNotFound)
 	}
+	if m.pool != nil && m.pool.serves(name) {
+		k, err := m.handOut(name, opts.Owner)
+		if err != nil {
+			return nil, StartResult{}, err
+		}
+		if k != nil {
+			m.log.Info("kernel handed out from the warm pool", "kernel_id", k.id, "spec", name)
+			return k, StartResult{Pooled: true, Took: time.Since(began)}, nil
+		}
+	}
+	k, err := m.launch(ctx, name, spec, opts.Owner, false)
+	if err != nil {
+		return nil, StartResult{}, err
+	}
+	return k, StartResult{Took: time.Since(began)}, nil
+}
+
+// handOut takes a ready pool kernel for owner, checking the quotas and
+// registering it in one critical section, exactly as a fresh start
+// reserves its place. It returns nil, nil when the pool has none ready.
+func (m *Manager) handOut(name, owner string) (*Kernel, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, errors.New("kernel manager is closed")
+	}
+	// Over quota, a pool kernel is refused like a fresh start would be.
+	if err := m.checkQuotaLocked(owner); err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
+	k := m.pool.take(name)
+	if k == nil {
+		m.mu.Unlock()
+		return nil, nil
+	}
+	k.mu.Lock()
+	k.owner = owner
+	k.mu.Unlock()
+	m.kernels[k.id] = k
+	m.metrics.KernelsRunning(len(m.kernels))
+	m.mu.Unlock()
+	return k, nil
+}
+
+// launch starts a kernel process and waits until it is ready. A kernel for
+// a user (pooled false) is counted against the quotas and listed from the
+// moment it is asked for; a pool kernel is neither until handed out.
+func (m *Manager) launch(ctx context.Context, name string, spec kernelspec.Spec, owner string, pooled bool) (*Kernel, error) {
 	id := uuid.NewString()
 	k, err := newKernel(id, spec, m.cfg, m.log, m.metrics, m.ports)
 	if err != nil {
@@ -165,16 +259,19 @@ func (m *Manager) Start(ctx context.Context, opts StartOptions) (*Kernel, error)
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
+		os.RemoveAll(k.dir)
 		return nil, errors.New("kernel manager is closed")
 	}
-	if err := m.checkQuotaLocked(opts.Owner); err != nil {
-		m.mu.Unlock()
-		os.RemoveAll(k.dir)
-		return nil, err
+	if !pooled {
+		if err := m.checkQuotaLocked(owner); err != nil {
+			m.mu.Unlock()
+			os.RemoveAll(k.dir)
+			return nil, err
+		}
+		k.owner = owner
+		m.kernels[id] = k
+		m.metrics.KernelsRunning(len(m.kernels))
 	}
-	k.owner = opts.Owner
-	m.kernels[id] = k
-	m.metrics.KernelsRunning(len(m.kernels))
 	m.wg.Add(1)
 	m.mu.Unlock()
 	began := time.Now()
@@ -182,9 +279,14 @@ func (m *Manager) Start(ctx context.Context, opts StartOptions) (*Kernel, error)
 		defer m.wg.Done()
 		k.run()
 		m.mu.Lock()
-		delete(m.kernels, id)
-		m.metrics.KernelsRunning(len(m.kernels))
+		if m.kernels[id] == k {
+			delete(m.kernels, id)
+			m.metrics.KernelsRunning(len(m.kernels))
+		}
 		m.mu.Unlock()
+		if m.pool != nil {
+			m.pool.kick() // a pool kernel may be the one that ended
+		}
 	}()
 	select {
 	case <-k.started:
@@ -198,12 +300,15 @@ func (m *Manager) Start(ctx context.Context, opts StartOptions) (*Kernel, error)
 	k.mu.Unlock()
 	if err != nil {
 		m.mu.Lock()
-		delete(m.kernels, id) // its owner goroutine has ended or is ending
+		if m.kernels[id] == k { // its owner goroutine has ended or is ending
+			delete(m.kernels, id)
+			m.metrics.KernelsRunning(len(m.kernels))
+		}
 		m.mu.Unlock()
 		return nil, err
 	}
 	m.metrics.KernelStarted(name, time.Since(began))
-	m.log.Info("kernel started", "kernel_id", id, "spec", name, "took", time.Since(began).Round(time.Millisecond))
+	m.log.Info("kernel started", "kernel_id", id, "spec", name, "pool", pooled, "took", time.Since(began).Round(time.Millisecond))
 	return k, nil
 }
 
@@ -269,13 +374,18 @@ func (m *Manager) Shutdown(ctx context.Context, id string) error {
 	return nil
 }
 
-// Close refuses new kernels, shuts every kernel down in parallel and waits
-// for their owner goroutines. When ctx ends first the remaining kernels'
-// stop ladders still finish (they are bounded), and Close returns ctx's
-// error after they have.
+// Close refuses new kernels, stops the warm pool (its kernels too), shuts
+// every kernel down in parallel and waits for their owner goroutines. When
+// ctx ends first the remaining kernels' stop ladders still finish (they are
+// bounded), and Close returns ctx's error after they have.
 func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
+	m.mu.Unlock()
+	if m.pool != nil {
+		m.pool.close() // joins its owner, which stops the idle kernels
+	}
+	m.mu.Lock()
 	ks := make([]*Kernel, 0, len(m.kernels))
 	for _, k := range m.kernels {
 		ks = append(ks, k)

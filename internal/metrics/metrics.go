@@ -19,6 +19,10 @@ type Metrics struct {
 	kernelStart    *prometheus.HistogramVec
 	kernelDeaths   prometheus.Counter
 	kernelRestarts prometheus.Counter
+	poolReady      *prometheus.GaugeVec
+	poolHits       *prometheus.CounterVec
+	poolMisses     *prometheus.CounterVec
+	poolFailures   *prometheus.CounterVec
 }
 
 // New registers kernelgate's collectors (and the Go and process
@@ -44,8 +48,25 @@ func New() *Metrics {
 			Name: "kernelgate_kernel_restarts_total",
 			Help: "Kernel restarts, automatic or requested.",
 		}),
+		poolReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kernelgate_pool_ready_kernels",
+			Help: "Warm-pool kernels ready to hand out, per kernelspec.",
+		}, []string{"spec"}),
+		poolHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kernelgate_pool_hits_total",
+			Help: "Kernel starts served ready from the warm pool.",
+		}, []string{"spec"}),
+		poolMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kernelgate_pool_misses_total",
+			Help: "Kernel starts of a pooled kernelspec that found no ready kernel and started one cold.",
+		}, []string{"spec"}),
+		poolFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kernelgate_pool_refill_failures_total",
+			Help: "Warm-pool refills that failed to start a kernel (retried with backoff).",
+		}, []string{"spec"}),
 	}
 	reg.MustRegister(m.kernelsRunning, m.kernelStart, m.kernelDeaths, m.kernelRestarts,
+		m.poolReady, m.poolHits, m.poolMisses, m.poolFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -68,3 +89,15 @@ func (m *Metrics) KernelDied() { m.kernelDeaths.Inc() }
 
 // KernelRestarted counts a kernel restart.
 func (m *Metrics) KernelRestarted() { m.kernelRestarts.Inc() }
+
+// PoolReady sets the number of warm-pool kernels ready for spec.
+func (m *Metrics) PoolReady(spec string, n int) { m.poolReady.WithLabelValues(spec).Set(float64(n)) }
+
+// PoolHit counts a start served from the warm pool.
+func (m *Metrics) PoolHit(spec string) { m.poolHits.WithLabelValues(spec).Inc() }
+
+// PoolMiss counts a start of a pooled spec that found the pool empty.
+func (m *Metrics) PoolMiss(spec string) { m.poolMisses.WithLabelValues(spec).Inc() }
+
+// PoolRefillFailed counts a failed warm-pool refill.
+func (m *Metrics) PoolRefillFailed(spec string) { m.poolFailures.WithLabelValues(spec).Inc() }

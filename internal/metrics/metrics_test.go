@@ -6,6 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kernelgate/kernelgate/internal/kernel"
+)
+
+// The core finds the pool's metrics by this interface; losing a method
+// would silently turn them off.
+var (
+	_ kernel.Metrics     = (*Metrics)(nil)
+	_ kernel.PoolMetrics = (*Metrics)(nil)
 )
 
 func TestMetrics_Exposed(t *testing.T) {
@@ -15,6 +24,11 @@ func TestMetrics_Exposed(t *testing.T) {
 	m.KernelDied()
 	m.KernelRestarted()
 	m.KernelRestarted()
+	m.PoolReady("python3", 2)
+	m.PoolHit("python3")
+	m.PoolHit("python3")
+	m.PoolMiss("python3")
+	m.PoolRefillFailed("python3")
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
 	resp, err := srv.Client().Get(srv.URL)
@@ -29,6 +43,10 @@ func TestMetrics_Exposed(t *testing.T) {
 		`kernelgate_kernel_start_seconds_bucket{spec="python3",le="0.5"} 0`,
 		"kernelgate_kernel_deaths_total 1",
 		"kernelgate_kernel_restarts_total 2",
+		`kernelgate_pool_ready_kernels{spec="python3"} 2`,
+		`kernelgate_pool_hits_total{spec="python3"} 2`,
+		`kernelgate_pool_misses_total{spec="python3"} 1`,
+		`kernelgate_pool_refill_failures_total{spec="python3"} 1`,
 		"go_goroutines",
 	} {
 		if !strings.Contains(string(body), want) {
