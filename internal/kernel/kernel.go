@@ -356,7 +356,7 @@ func (k *Kernel) launch(ctx context.Context, n int) (*incarnation, error) {
 	unconfine := func() {}
 	sandboxID := fmt.Sprintf("%s-%d", k.id[:13], n)
 	if k.cfg.Sandbox != nil {
-		if argv, unconfine, err = k.cfg.Sandbox.Wrap(sandboxID, argv, k.dir); err != nil {
+		if argv, unconfine, err = k.cfg.Sandbox.Wrap(sandboxID, k.spec.Name, argv, k.dir); err != nil {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 	}

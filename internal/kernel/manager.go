@@ -58,6 +58,9 @@ type Config struct {
 
 	// Sandbox confines every kernel process; nil runs them as plain children.
 	Sandbox Sandbox
+	// ExtraBootstrap is Python code to run right after the bootstrap in
+	// kernels of a kernelspec (by spec name; a Python-level policy).
+	ExtraBootstrap map[string]string
 	// Pool keeps kernels started ahead of demand (pool.go); the zero value
 	// keeps none.
 	Pool PoolConfig
@@ -65,9 +68,10 @@ type Config struct {
 
 // Sandbox confines kernel processes (the sandbox package implements it).
 type Sandbox interface {
-	// Wrap returns the argv that runs argv confined, with dir (the kernel's
-	// private dir) writable, and a func to call once the process is gone.
-	Wrap(id string, argv []string, dir string) ([]string, func(), error)
+	// Wrap returns the argv that runs argv, a kernel of kernelspec spec,
+	// confined, with dir (the kernel's private dir) writable, and a func to
+	// call once the process is gone.
+	Wrap(id, spec string, argv []string, dir string) ([]string, func(), error)
 }
 
 // DefaultConfig returns the defaults documented in docs/architecture.md.

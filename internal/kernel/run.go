@@ -206,7 +206,7 @@ func (k *Kernel) pump(inc *incarnation, onReady func()) outcome {
 			return
 		}
 		m, _ := jmsg.New(jmsg.ExecuteRequest, k.session, k.cfg.Username, nil, jmsg.ExecuteRequestContent{
-			Code: bootstrap.Code(), Silent: true, UserExpressions: map[string]string{},
+			Code: bootstrap.Code() + k.cfg.ExtraBootstrap[k.spec.Name], Silent: true, UserExpressions: map[string]string{},
 		})
 		k.expect(m.Header.MsgID, func(r *jmsg.Message) {
 			if r == nil {

@@ -382,7 +382,7 @@ type kernelCgroup struct {
 
 // createKernelCgroups creates the cgroups of kernel id in every usable
 // hierarchy and writes the policy's limits. On error nothing is left behind.
-func (s *Sandbox) createKernelCgroups(id string) ([]kernelCgroup, error) {
+func (s *Sandbox) createKernelCgroups(id string, l *limits) ([]kernelCgroup, error) {
 	var made []kernelCgroup
 	fail := func(err error) ([]kernelCgroup, error) {
 		s.removeCgroups(made)
@@ -420,16 +420,15 @@ func (s *Sandbox) createKernelCgroups(id string) ([]kernelCgroup, error) {
 			return fail(err)
 		}
 		made = append(made, kernelCgroup{h: h, dir: dir})
-		if err := s.writeLimits(h, dir); err != nil {
+		if err := writeLimits(h, dir, l.p); err != nil {
 			return fail(fmt.Errorf("cgroup %s: %w", dir, err))
 		}
 	}
 	return made, nil
 }
 
-// writeLimits writes the policy's limits for h's controllers into dir.
-func (s *Sandbox) writeLimits(h *hierarchy, dir string) error {
-	p := s.p
+// writeLimits writes p's limits for h's controllers into dir.
+func writeLimits(h *hierarchy, dir string, p Policy) error {
 	for _, c := range h.ctrls {
 		var err error
 		switch {

@@ -26,8 +26,8 @@ func TestTmpAndFileSizeDefaults(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSandbox(t, tt.p)
-			if s.tmpBytes != tt.wantTmp || s.fileBytes != tt.wantFile {
-				t.Errorf("tmpBytes %d, fileBytes %d; want %d, %d", s.tmpBytes, s.fileBytes, tt.wantTmp, tt.wantFile)
+			if s.def.tmpBytes != tt.wantTmp || s.def.fileBytes != tt.wantFile {
+				t.Errorf("tmpBytes %d, fileBytes %d; want %d, %d", s.def.tmpBytes, s.def.fileBytes, tt.wantTmp, tt.wantFile)
 			}
 			for _, f := range tt.statusFragments {
 				if !strings.Contains(s.Status(), f) {
@@ -37,7 +37,7 @@ func TestTmpAndFileSizeDefaults(t *testing.T) {
 			if tt.wantFile == 0 && strings.Contains(s.Status(), "files up to") || tt.wantTmp == 0 && strings.Contains(s.Status(), "tmpfs ") {
 				t.Errorf("Status() = %q claims a limit that is off", s.Status())
 			}
-			args := s.baseArgs()
+			args := s.baseArgs(s.def)
 			sizes := 0
 			for i, a := range args {
 				if a == "--size" {
@@ -51,7 +51,7 @@ func TestTmpAndFileSizeDefaults(t *testing.T) {
 				t.Errorf("%d --size options, want %d (/tmp, /dev/shm, /run): %q", sizes, want, args)
 			}
 
-			wrapped, release, err := s.Wrap(testID(), []string{"/bin/true"}, kernelDir(t))
+			wrapped, release, err := s.Wrap(testID(), "", []string{"/bin/true"}, kernelDir(t))
 			if err != nil {
 				t.Fatal(err)
 			}

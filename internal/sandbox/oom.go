@@ -13,7 +13,13 @@ import (
 // cgroup's counters go with it. A kernel "killed by SIGKILL" is then
 // explained exactly rather than as a likely out-of-memory.
 func (s *Sandbox) MemoryLimitHit(id string) (limit string, hit bool) {
-	if s.p.MemoryBytes == 0 {
+	s.memMu.Lock()
+	mem, ok := s.mem[id]
+	s.memMu.Unlock()
+	if !ok {
+		mem = s.def.p.MemoryBytes
+	}
+	if mem == 0 {
 		return "", false
 	}
 	h := s.cg.usable("memory")
@@ -28,7 +34,7 @@ func (s *Sandbox) MemoryLimitHit(id string) (limit string, hit bool) {
 	if err != nil {
 		return "", false
 	}
-	return formatBytes(s.p.MemoryBytes), oomKills(data) > 0
+	return formatBytes(mem), oomKills(data) > 0
 }
 
 // oomKills reads the "oom_kill N" line of a memory.oom_control or

@@ -68,6 +68,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -119,6 +120,95 @@ type Policy struct {
 	// programs are killed by it). It bounds each file, not their total. 0
 	// means DefaultFileBytes; negative leaves the inherited limit.
 	FileBytes int64
+	// Specs changes limits for the kernels of some kernelspecs, by the
+	// kernelspec name Wrap is given; other kernels get the fields above.
+	Specs map[string]Override
+}
+
+// Override replaces some of a Policy's limits for the kernels of one
+// kernelspec; nil fields keep the Policy's. The sandbox user, bwrap and the
+// namespaces other than the network's are the same for every kernel.
+type Override struct {
+	Network     *bool
+	MemoryBytes *int64
+	PIDs        *int64
+	CPUQuota    *float64
+	NoFile      *uint64
+	TmpBytes    *int64
+	FileBytes   *int64
+}
+
+// ForSpec returns the policy of kernels of kernelspec spec: p with the
+// spec's Override applied, and without Specs.
+func (p Policy) ForSpec(spec string) Policy {
+	o, ok := p.Specs[spec]
+	p.Specs = nil
+	if !ok {
+		return p
+	}
+	set(&p.Network, o.Network)
+	set(&p.MemoryBytes, o.MemoryBytes)
+	set(&p.PIDs, o.PIDs)
+	set(&p.CPUQuota, o.CPUQuota)
+	set(&p.NoFile, o.NoFile)
+	set(&p.TmpBytes, o.TmpBytes)
+	set(&p.FileBytes, o.FileBytes)
+	return p
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// check reports what is wrong with a policy's limits.
+func (p Policy) check() error {
+	switch {
+	case p.MemoryBytes < 0:
+		return fmt.Errorf("negative memory limit %d", p.MemoryBytes)
+	case p.MemoryBytes > 0 && p.MemoryBytes < 16<<20:
+		return fmt.Errorf("memory limit %d bytes is too small to start a kernel (at least 16 MiB)", p.MemoryBytes)
+	case p.PIDs < 0:
+		return fmt.Errorf("negative pids limit %d", p.PIDs)
+	case p.PIDs > 0 && p.PIDs < 8:
+		return fmt.Errorf("pids limit %d is too small (bwrap alone needs 2; at least 8)", p.PIDs)
+	case p.CPUQuota < 0 || math.IsNaN(p.CPUQuota) || math.IsInf(p.CPUQuota, 0):
+		return fmt.Errorf("invalid cpu quota %v", p.CPUQuota)
+	case p.CPUQuota > 0 && cpuQuotaUS(p.CPUQuota) < 1000:
+		return fmt.Errorf("cpu quota %v cores is below the kernel's minimum of 0.01", p.CPUQuota)
+	case p.TmpBytes > 0 && p.TmpBytes < 1<<20:
+		return fmt.Errorf("tmpfs size %d bytes is too small (at least 1 MiB)", p.TmpBytes)
+	case p.FileBytes > 0 && p.FileBytes < 1<<20:
+		return fmt.Errorf("file size limit %d bytes is too small for a kernel to start (at least 1 MiB)", p.FileBytes)
+	}
+	return nil
+}
+
+// limits are one policy's per-kernel settings, resolved.
+type limits struct {
+	p         Policy // without Specs
+	tmpBytes  int64  // --size of the writable tmpfs mounts; 0: none
+	fileBytes uint64 // RLIMIT_FSIZE; 0: inherited
+}
+
+func resolve(p Policy) *limits {
+	l := &limits{p: p}
+	switch {
+	case p.TmpBytes > 0:
+		l.tmpBytes = p.TmpBytes
+	case p.TmpBytes == 0 && p.MemoryBytes > 0:
+		l.tmpBytes = p.MemoryBytes / 4
+	case p.TmpBytes == 0:
+		l.tmpBytes = DefaultTmpBytes
+	}
+	switch {
+	case p.FileBytes > 0:
+		l.fileBytes = uint64(p.FileBytes)
+	case p.FileBytes == 0:
+		l.fileBytes = DefaultFileBytes
+	}
+	return l
 }
 
 // Defaults for Policy fields left zero.
@@ -133,17 +223,20 @@ const (
 // Sandbox confines kernels according to a Policy. It is safe for concurrent
 // use.
 type Sandbox struct {
-	p      Policy
+	p      Policy // the default policy; Bwrap, UID and GID hold for every kernel
 	self   string // this binary, which runs the helper
 	root   bool   // the gateway is root: switch users, hand dirs over
 	cg     *cgroupPlan
 	status string
 
-	tmpBytes   int64  // --size of the writable tmpfs mounts; 0: none
-	fileBytes  uint64 // RLIMIT_FSIZE; 0: inherited
-	tmpUnsized string // why TmpBytes could not be applied, or ""
+	def        *limits            // kernels of kernelspecs without an Override
+	specs      map[string]*limits // by kernelspec
+	tmpUnsized string             // why TmpBytes could not be applied, or ""
 
 	mu sync.Mutex // serialises changes to the cgroup parent dirs
+
+	memMu sync.Mutex
+	mem   map[string]int64 // memory limit by kernel id, for MemoryLimitHit
 }
 
 // New checks the machine once: that bwrap runs with the policy's
@@ -167,47 +260,37 @@ func New(p Policy) (*Sandbox, error) {
 		return nil, fmt.Errorf("sandbox: bwrap path %q is not absolute", p.Bwrap)
 	case p.UID < 0 || p.GID < 0:
 		return nil, fmt.Errorf("sandbox: uid/gid %d/%d must be positive", p.UID, p.GID)
-	case p.MemoryBytes < 0:
-		return nil, fmt.Errorf("sandbox: negative memory limit %d", p.MemoryBytes)
-	case p.MemoryBytes > 0 && p.MemoryBytes < 16<<20:
-		return nil, fmt.Errorf("sandbox: memory limit %d bytes is too small to start a kernel (at least 16 MiB)", p.MemoryBytes)
-	case p.PIDs < 0:
-		return nil, fmt.Errorf("sandbox: negative pids limit %d", p.PIDs)
-	case p.PIDs > 0 && p.PIDs < 8:
-		return nil, fmt.Errorf("sandbox: pids limit %d is too small (bwrap alone needs 2; at least 8)", p.PIDs)
-	case p.CPUQuota < 0 || math.IsNaN(p.CPUQuota) || math.IsInf(p.CPUQuota, 0):
-		return nil, fmt.Errorf("sandbox: invalid cpu quota %v", p.CPUQuota)
-	case p.CPUQuota > 0 && cpuQuotaUS(p.CPUQuota) < 1000:
-		return nil, fmt.Errorf("sandbox: cpu quota %v cores is below the kernel's minimum of 0.01", p.CPUQuota)
+	}
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: find own binary for the helper: %w", err)
 	}
-	s := &Sandbox{p: p, self: self, root: os.Geteuid() == 0}
-	switch {
-	case p.TmpBytes > 0:
-		s.tmpBytes = p.TmpBytes
-	case p.TmpBytes == 0 && p.MemoryBytes > 0:
-		s.tmpBytes = p.MemoryBytes / 4
-	case p.TmpBytes == 0:
-		s.tmpBytes = DefaultTmpBytes
+	s := &Sandbox{p: p, self: self, root: os.Geteuid() == 0, def: resolve(p.ForSpec("")),
+		specs: make(map[string]*limits, len(p.Specs)), mem: make(map[string]int64)}
+	if _, ok := p.Specs[""]; ok {
+		return nil, errors.New("sandbox: limits for a kernelspec without a name")
 	}
-	switch {
-	case p.FileBytes > 0:
-		s.fileBytes = uint64(p.FileBytes)
-	case p.FileBytes == 0:
-		s.fileBytes = DefaultFileBytes
+	for name := range p.Specs {
+		sp := p.ForSpec(name)
+		if err := sp.check(); err != nil {
+			return nil, fmt.Errorf("sandbox: kernelspec %q: %w", name, err)
+		}
+		s.specs[name] = resolve(sp)
 	}
-	if err := s.probeBwrap(); err != nil {
-		if s.tmpBytes == 0 {
+	if err := s.probeAll(); err != nil {
+		size := s.def.tmpBytes
+		if !s.sized() {
 			return nil, err
 		}
 		// An old bwrap without --size: unsized tmpfs mounts (still bounded
 		// by the memory cgroup) rather than no sandbox at all.
-		size := s.tmpBytes
-		s.tmpBytes = 0
-		if s.probeBwrap() != nil {
+		for _, l := range s.all() {
+			l.tmpBytes = 0
+		}
+		if s.probeAll() != nil {
 			return nil, err
 		}
 		s.tmpUnsized = fmt.Sprintf("tmpfs size %s (%s refuses --size: %v)", formatBytes(size), p.Bwrap, err)
@@ -215,6 +298,45 @@ func New(p Policy) (*Sandbox, error) {
 	s.cg = probeCgroups(s.lockedDo)
 	s.status = s.describe()
 	return s, nil
+}
+
+// all returns the default limits and every kernelspec's.
+func (s *Sandbox) all() []*limits {
+	out := []*limits{s.def}
+	for _, l := range s.specs {
+		out = append(out, l)
+	}
+	return out
+}
+
+// sized reports whether any kernel gets sized tmpfs mounts.
+func (s *Sandbox) sized() bool {
+	return slices.ContainsFunc(s.all(), func(l *limits) bool { return l.tmpBytes > 0 })
+}
+
+// limitsFor returns the limits of kernels of kernelspec spec.
+func (s *Sandbox) limitsFor(spec string) *limits {
+	if l, ok := s.specs[spec]; ok {
+		return l
+	}
+	return s.def
+}
+
+// probeAll runs probeBwrap once for each distinct set of bwrap options the
+// kernels may get (the network and tmpfs sizes can differ by kernelspec).
+func (s *Sandbox) probeAll() error {
+	done := map[string]bool{}
+	for _, l := range s.all() {
+		key := strings.Join(s.baseArgs(l), "\x00")
+		if done[key] {
+			continue
+		}
+		done[key] = true
+		if err := s.probeBwrap(l); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Sandbox) lockedDo(f func() error) error {
@@ -232,7 +354,7 @@ func (s *Sandbox) Status() string { return s.status }
 func (s *Sandbox) describe() string {
 	var on []string
 	net := "network off"
-	if s.p.Network {
+	if s.def.p.Network {
 		net = "network shared"
 	}
 	on = append(on, "namespaces ("+net+")")
@@ -254,47 +376,101 @@ func (s *Sandbox) describe() string {
 		}
 		switch c {
 		case "memory":
-			if s.p.MemoryBytes == 0 {
-				on = append(on, "memory unlimited (cgroup "+v+")")
-				break
-			}
 			swap := ", swap included"
 			if !h.memsw {
 				swap = ", swap not limited"
 			}
-			on = append(on, fmt.Sprintf("memory %s (cgroup %s%s)", formatBytes(s.p.MemoryBytes), v, swap))
+			on = append(on, describeMemory(s.def.p.MemoryBytes)+" (cgroup "+v+swap+")")
 		case "pids":
-			if s.p.PIDs == 0 {
-				on = append(on, "pids unlimited (cgroup "+v+")")
-				break
-			}
-			on = append(on, fmt.Sprintf("pids %d (cgroup %s)", s.p.PIDs, v))
+			on = append(on, describePIDs(s.def.p.PIDs)+" (cgroup "+v+")")
 		case "cpu":
-			if s.p.CPUQuota == 0 {
-				on = append(on, "cpu unlimited (cgroup "+v+")")
-				break
-			}
-			on = append(on, fmt.Sprintf("cpu %s cores (cgroup %s)", strconv.FormatFloat(s.p.CPUQuota, 'f', -1, 64), v))
+			on = append(on, describeCPU(s.def.p.CPUQuota)+" (cgroup "+v+")")
 		}
 	}
-	if s.p.NoFile > 0 {
-		on = append(on, fmt.Sprintf("nofile %d", s.p.NoFile))
-	}
-	if s.fileBytes > 0 {
-		on = append(on, "files up to "+formatBytes(int64(s.fileBytes)))
-	}
-	if s.tmpBytes > 0 {
-		on = append(on, "tmpfs "+formatBytes(s.tmpBytes)+" each")
-	}
+	on = append(on, s.def.describeRlimitsAndTmp(false)...)
 	if s.tmpUnsized != "" {
 		off = append(off, s.tmpUnsized)
 	}
 	on = append(on, "no core dumps")
 	st := "sandbox on: " + strings.Join(on, ", ")
+	for _, name := range slices.Sorted(maps.Keys(s.specs)) {
+		st += fmt.Sprintf("; kernelspec %q: %s", name, s.describeSpec(name))
+	}
 	if len(off) > 0 {
 		st += "; unavailable: " + strings.Join(off, "; ")
 	}
 	return st
+}
+
+// describeSpec says how kernelspec name's kernels differ from the default.
+func (s *Sandbox) describeSpec(name string) string {
+	l, d := s.specs[name], s.def
+	var out []string
+	if l.p.Network != d.p.Network {
+		out = append(out, map[bool]string{true: "network shared", false: "network off"}[l.p.Network])
+	}
+	if l.p.MemoryBytes != d.p.MemoryBytes {
+		out = append(out, describeMemory(l.p.MemoryBytes))
+	}
+	if l.p.PIDs != d.p.PIDs {
+		out = append(out, describePIDs(l.p.PIDs))
+	}
+	if l.p.CPUQuota != d.p.CPUQuota {
+		out = append(out, describeCPU(l.p.CPUQuota))
+	}
+	if l.p.NoFile != d.p.NoFile || l.fileBytes != d.fileBytes || l.tmpBytes != d.tmpBytes {
+		out = append(out, l.describeRlimitsAndTmp(true)...)
+	}
+	if len(out) == 0 {
+		return "the default limits"
+	}
+	return strings.Join(out, ", ")
+}
+
+func describeMemory(n int64) string {
+	if n == 0 {
+		return "memory unlimited"
+	}
+	return "memory " + formatBytes(n)
+}
+
+func describePIDs(n int64) string {
+	if n == 0 {
+		return "pids unlimited"
+	}
+	return fmt.Sprintf("pids %d", n)
+}
+
+func describeCPU(cores float64) string {
+	if cores == 0 {
+		return "cpu unlimited"
+	}
+	return "cpu " + strconv.FormatFloat(cores, 'f', -1, 64) + " cores"
+}
+
+// describeRlimitsAndTmp lists the open-files and file size limits and the
+// tmpfs size; with all, also those that are off.
+func (l *limits) describeRlimitsAndTmp(all bool) []string {
+	var out []string
+	switch {
+	case l.p.NoFile > 0:
+		out = append(out, fmt.Sprintf("nofile %d", l.p.NoFile))
+	case all:
+		out = append(out, "nofile inherited")
+	}
+	switch {
+	case l.fileBytes > 0:
+		out = append(out, "files up to "+formatBytes(int64(l.fileBytes)))
+	case all:
+		out = append(out, "file size unlimited")
+	}
+	switch {
+	case l.tmpBytes > 0:
+		out = append(out, "tmpfs "+formatBytes(l.tmpBytes)+" each")
+	case all:
+		out = append(out, "tmpfs unsized")
+	}
+	return out
 }
 
 func formatBytes(n int64) string {
@@ -327,21 +503,23 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // symlinks) in a directory of its own, such as the gateway's runtime dir.
 //
 // id names the kernel's cgroups, <own cgroup>/kernelgate/<id> in each
-// hierarchy; it must be unique among running kernels.
+// hierarchy; it must be unique among running kernels. spec is the kernel's
+// kernelspec: its Policy.Specs entry, if any, sets the kernel's limits.
 //
 // The returned command starts this binary with the subcommand Helper, which
 // joins the cgroups, sets RLIMIT_NOFILE, RLIMIT_FSIZE and RLIMIT_CORE=0, switches to the
 // sandbox user and execs bwrap. The exit status the caller sees is bwrap's:
 // a kernel killed by a signal (such as the OOM killer's SIGKILL) shows as
 // exit status 128+signal, bwrap's convention, not as a signal.
-func (s *Sandbox) Wrap(id string, argv []string, dir string) (wrapped []string, release func(), err error) {
+func (s *Sandbox) Wrap(id, spec string, argv []string, dir string) (wrapped []string, release func(), err error) {
 	if !idPattern.MatchString(id) {
 		return nil, nil, fmt.Errorf("sandbox: invalid kernel id %q (want 1-64 of [A-Za-z0-9_.-], starting alphanumeric)", id)
 	}
 	if len(argv) == 0 || argv[0] == "" {
 		return nil, nil, errors.New("sandbox: empty command")
 	}
-	mounts, hide, err := s.mountArgs(dir, argv[0])
+	l := s.limitsFor(spec)
+	mounts, hide, err := s.mountArgs(l, dir, argv[0])
 	if err != nil {
 		return nil, nil, fmt.Errorf("sandbox: %w", err)
 	}
@@ -353,7 +531,7 @@ func (s *Sandbox) Wrap(id string, argv []string, dir string) (wrapped []string, 
 		return nil, nil, fmt.Errorf("sandbox: %s is not a directory", work)
 	}
 
-	bw := append([]string{s.p.Bwrap}, s.baseArgs()...)
+	bw := append([]string{s.p.Bwrap}, s.baseArgs(l)...)
 	bw = append(bw, mounts...)
 	bw = append(bw,
 		"--chdir", work,
@@ -362,41 +540,51 @@ func (s *Sandbox) Wrap(id string, argv []string, dir string) (wrapped []string, 
 		"--")
 	bw = append(bw, argv...)
 
-	spec := helperSpec{Rlimits: []rlimitSpec{{Resource: "CORE"}}}
-	if s.p.NoFile > 0 {
-		spec.Rlimits = append(spec.Rlimits, rlimitSpec{Resource: "NOFILE", Soft: s.p.NoFile, Hard: s.p.NoFile})
+	hs := helperSpec{Rlimits: []rlimitSpec{{Resource: "CORE"}}}
+	if l.p.NoFile > 0 {
+		hs.Rlimits = append(hs.Rlimits, rlimitSpec{Resource: "NOFILE", Soft: l.p.NoFile, Hard: l.p.NoFile})
 	}
-	if s.fileBytes > 0 {
-		spec.Rlimits = append(spec.Rlimits, rlimitSpec{Resource: "FSIZE", Soft: s.fileBytes, Hard: s.fileBytes})
+	if l.fileBytes > 0 {
+		hs.Rlimits = append(hs.Rlimits, rlimitSpec{Resource: "FSIZE", Soft: l.fileBytes, Hard: l.fileBytes})
 	}
 	if s.root {
-		spec.User = &userSpec{UID: s.p.UID, GID: s.p.GID}
-		spec.Dir = dir
-		spec.Hide = hide
+		hs.User = &userSpec{UID: s.p.UID, GID: s.p.GID}
+		hs.Dir = dir
+		hs.Hide = hide
 	}
 
-	cgs, err := s.createKernelCgroups(id)
+	cgs, err := s.createKernelCgroups(id, l)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sandbox: %w", err)
 	}
 	for _, cg := range cgs {
-		spec.Cgroups = append(spec.Cgroups, filepath.Join(cg.dir, "cgroup.procs"))
+		hs.Cgroups = append(hs.Cgroups, filepath.Join(cg.dir, "cgroup.procs"))
 	}
-	args, err := encodeHelperArgs(spec, bw)
+	args, err := encodeHelperArgs(hs, bw)
 	if err != nil {
 		s.removeCgroups(cgs)
 		return nil, nil, fmt.Errorf("sandbox: %w", err)
 	}
+	s.memMu.Lock()
+	s.mem[id] = l.p.MemoryBytes
+	s.memMu.Unlock()
 	var once sync.Once
-	release = func() { once.Do(func() { s.removeCgroups(cgs) }) }
+	release = func() {
+		once.Do(func() {
+			s.removeCgroups(cgs)
+			s.memMu.Lock()
+			delete(s.mem, id)
+			s.memMu.Unlock()
+		})
+	}
 	return append([]string{s.self, Helper}, args...), release, nil
 }
 
-// baseArgs are the bwrap options that do not depend on the kernel: the
-// namespaces, the user, and the mounts every sandbox has.
-func (s *Sandbox) baseArgs() []string {
+// baseArgs are the bwrap options that do not depend on the kernel's dir:
+// the namespaces, the user, and the mounts every sandbox of limits l has.
+func (s *Sandbox) baseArgs(l *limits) []string {
 	a := []string{"--unshare-all"}
-	if s.p.Network {
+	if l.p.Network {
 		a = append(a, "--share-net")
 	}
 	a = append(a,
@@ -408,32 +596,33 @@ func (s *Sandbox) baseArgs() []string {
 		"--dev", "/dev",
 		"--proc", "/proc",
 	)
-	a = append(a, s.tmpfs("1777", "/tmp")...)
-	a = append(a, s.tmpfs("1777", "/dev/shm")...)
-	if !s.p.Network {
+	a = append(a, l.tmpfs("1777", "/tmp")...)
+	a = append(a, l.tmpfs("1777", "/dev/shm")...)
+	if !l.p.Network {
 		// Host services' unix sockets (D-Bus, databases) live here.
-		a = append(a, s.tmpfs("", "/run")...)
+		a = append(a, l.tmpfs("", "/run")...)
 	}
 	return a
 }
 
 // tmpfs returns the bwrap options that mount a writable tmpfs at path, of
 // the sandbox's tmpfs size, with mode perms ("" for bwrap's default).
-func (s *Sandbox) tmpfs(perms, path string) []string {
+func (l *limits) tmpfs(perms, path string) []string {
 	var a []string
 	if perms != "" {
 		a = append(a, "--perms", perms)
 	}
-	if s.tmpBytes > 0 {
-		a = append(a, "--size", strconv.FormatInt(s.tmpBytes, 10))
+	if l.tmpBytes > 0 {
+		a = append(a, "--size", strconv.FormatInt(l.tmpBytes, 10))
 	}
 	return append(a, "--tmpfs", path)
 }
 
-// hiddenRoots are the host paths the sandbox replaces with empty mounts.
-func (s *Sandbox) hiddenRoots() []string {
+// hiddenRoots are the host paths a sandbox of limits l replaces with empty
+// mounts.
+func (l *limits) hiddenRoots() []string {
 	h := []string{"/tmp", "/dev", "/proc"}
-	if !s.p.Network {
+	if !l.p.Network {
 		h = append(h, "/run")
 	}
 	return h
@@ -450,7 +639,7 @@ func (s *Sandbox) hiddenRoots() []string {
 // it becomes the sandbox user, because bwrap then runs as that user and must
 // be able to resolve dir. Without root, bwrap runs as the gateway's user,
 // which can reach dir, and hides it itself.
-func (s *Sandbox) mountArgs(dir, prog string) (args []string, hide string, err error) {
+func (s *Sandbox) mountArgs(l *limits, dir, prog string) (args []string, hide string, err error) {
 	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
 		return nil, "", fmt.Errorf("kernel dir %q is not an absolute, clean path", dir)
 	}
@@ -485,7 +674,7 @@ func (s *Sandbox) mountArgs(dir, prog string) (args []string, hide string, err e
 		}
 	}
 	if filepath.IsAbs(prog) {
-		for _, h := range append(s.hiddenRoots(), hide) {
+		for _, h := range append(l.hiddenRoots(), hide) {
 			if under(prog, h) {
 				return nil, "", fmt.Errorf("the kernel's program %s would be hidden in the sandbox (%s is replaced by an empty dir there)", prog, h)
 			}
@@ -495,7 +684,7 @@ func (s *Sandbox) mountArgs(dir, prog string) (args []string, hide string, err e
 	if s.root {
 		return args, hide, nil
 	}
-	if !slices.ContainsFunc(s.hiddenRoots(), func(r string) bool { return under(hide, r) }) {
+	if !slices.ContainsFunc(l.hiddenRoots(), func(r string) bool { return under(hide, r) }) {
 		args = append([]string{"--tmpfs", hide}, args...)
 	}
 	return args, "", nil
@@ -538,10 +727,10 @@ func (s *Sandbox) searchable(p string) (bool, error) {
 	return st.Mode&0o001 != 0, nil
 }
 
-// probeBwrap runs bwrap with the sandbox's namespaces and mounts, as the
-// sandbox user, on /bin/true.
-func (s *Sandbox) probeBwrap() error {
-	argv := append(append([]string{s.p.Bwrap}, s.baseArgs()...), "--", "/bin/true")
+// probeBwrap runs bwrap with the namespaces and mounts of a sandbox of
+// limits l, as the sandbox user, on /bin/true.
+func (s *Sandbox) probeBwrap(l *limits) error {
+	argv := append(append([]string{s.p.Bwrap}, s.baseArgs(l)...), "--", "/bin/true")
 	r, w, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("sandbox: probe bwrap: %w", err)

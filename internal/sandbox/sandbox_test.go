@@ -114,8 +114,14 @@ type sandboxed struct {
 
 func wrap(t *testing.T, s *Sandbox, dir string, argv ...string) *sandboxed {
 	t.Helper()
+	return wrapSpec(t, s, "", dir, argv...)
+}
+
+// wrapSpec is wrap for a kernel of kernelspec spec.
+func wrapSpec(t *testing.T, s *Sandbox, spec, dir string, argv ...string) *sandboxed {
+	t.Helper()
 	id := testID()
-	wrapped, release, err := s.Wrap(id, argv, dir)
+	wrapped, release, err := s.Wrap(id, spec, argv, dir)
 	if err != nil {
 		t.Fatalf("Wrap: %v", err)
 	}
@@ -588,7 +594,7 @@ func TestWrapErrorsLeaveNothing(t *testing.T) {
 		{"missing dir", "ok", []string{python}, dir + "-missing"},
 		{"program hidden", "ok", []string{"/tmp/python"}, dir},
 	} {
-		if _, _, err := s.Wrap(tt.id, tt.argv, tt.dir); err == nil {
+		if _, _, err := s.Wrap(tt.id, "", tt.argv, tt.dir); err == nil {
 			t.Errorf("%s: Wrap succeeded", tt.name)
 		} else {
 			t.Logf("%s: %v", tt.name, err)

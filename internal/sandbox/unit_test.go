@@ -266,6 +266,12 @@ func TestNewRejectsBadPolicies(t *testing.T) {
 		{CPUQuota: -1},
 		{CPUQuota: 0.001},
 		{Bwrap: "/nonexistent/bwrap"},
+		{TmpBytes: 1000},
+		{FileBytes: 1000},
+		{Specs: map[string]Override{"r": {MemoryBytes: ptr[int64](1 << 20)}}},
+		{Specs: map[string]Override{"r": {PIDs: ptr[int64](-1)}}},
+		{Specs: map[string]Override{"r": {CPUQuota: ptr(-0.5)}}},
+		{Specs: map[string]Override{"": {NoFile: ptr[uint64](10)}}},
 	} {
 		if s, err := New(p); err == nil {
 			t.Errorf("New(%+v) succeeded: %s", p, s.Status())
