@@ -35,6 +35,9 @@ type Lifecycle struct {
 	// StateLost is true when the user's variables are gone.
 	StateLost bool
 	State     State // the kernel state after this event
+	// AutoRestart, on a died event, says an automatic restart follows (a
+	// restarting event comes next); otherwise the kernel stays dead.
+	AutoRestart bool
 }
 
 // Journal holds the events of one kernel: every event is stamped with a

@@ -102,10 +102,13 @@ func (k *Kernel) run() {
 		k.conn = nil
 		k.mu.Unlock()
 		k.setState(evDied)
+		now := time.Now()
+		restarts = recent(restarts, now, k.cfg.RestartWindow)
+		autoRestart := !first && k.cfg.AutoRestart && len(restarts) < k.cfg.MaxRestarts
 		if !first {
 			// Journaled before the executions end, so a reader that sees an
 			// execution end finds the reason already in the journal.
-			k.journal.Append(Event{Life: &Lifecycle{Kind: LifeDied, Reason: out.reason, StateLost: true, State: Dead}})
+			k.journal.Append(Event{Life: &Lifecycle{Kind: LifeDied, Reason: out.reason, StateLost: true, State: Dead, AutoRestart: autoRestart}})
 		}
 		k.failAll(&DiedError{Reason: out.reason + "; its state was lost"})
 		k.log.Warn("kernel died", "reason", out.reason)
@@ -124,9 +127,7 @@ func (k *Kernel) run() {
 			pending.reply <- fmt.Errorf("restart kernel %s: %s", k.id, out.reason)
 			pending = nil
 		}
-		now := time.Now()
-		restarts = recent(restarts, now, k.cfg.RestartWindow)
-		if k.cfg.AutoRestart && len(restarts) < k.cfg.MaxRestarts {
+		if autoRestart {
 			restarts = append(restarts, now)
 			reason = "restarted after: " + out.reason
 			k.setState(evRestart)
