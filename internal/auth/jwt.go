@@ -42,6 +42,10 @@ type JWTConfig struct {
 	Issuer          string // when set, the iss claim must equal it
 	Audience        string // when set, the aud claim must contain it
 	UserClaim       string // claim naming the user; DefaultUserClaim when empty
+	// RolesClaim, when set, is the claim that lists the user's roles (a
+	// string or an array of strings); AdminRole in it makes an
+	// administrator (see Admins).
+	RolesClaim string
 }
 
 // Enabled reports whether a key is configured.
@@ -137,13 +141,14 @@ func parsePublicKey(b *pem.Block) (any, error) {
 // (HS256 for the secret, RS256 for RSA keys, ES256 for P-256 keys), and an
 // unexpired exp claim is required.
 type JWT struct {
-	parser    *jwt.Parser
-	methods   []string
-	secret    []byte
-	rsa, ec   jwt.VerificationKeySet
-	issuer    string
-	audience  string
-	userClaim string
+	parser     *jwt.Parser
+	methods    []string
+	secret     []byte
+	rsa, ec    jwt.VerificationKeySet
+	issuer     string
+	audience   string
+	userClaim  string
+	rolesClaim string
 }
 
 // NewJWT reads the configured key files and builds the verifier.
@@ -153,7 +158,7 @@ func newJWT(c JWTConfig, now func() time.Time) (*JWT, error) {
 	if !c.Enabled() {
 		return nil, errors.New("jwt: no key configured")
 	}
-	j := &JWT{issuer: c.Issuer, audience: c.Audience, userClaim: c.UserClaim}
+	j := &JWT{issuer: c.Issuer, audience: c.Audience, userClaim: c.UserClaim, rolesClaim: c.RolesClaim}
 	if j.userClaim == "" {
 		j.userClaim = DefaultUserClaim
 	}
