@@ -121,7 +121,8 @@ type Cell struct {
 
 	stdout, stderr tailBuffer // what the final messages repeat: the end of each stream
 	streamed       int        // bytes of stream text sent to clients
-	capped         bool       // the stream cap was reached and announced
+	capped         bool       // the stream cap was reached (or output was lost) and announced
+	lost           uint64     // kernel messages of the cell dropped before they were read (Gap)
 	plots          []cellPlot
 	displays       map[string]int // display_id → index in plots
 	result         *jmsg.DisplayContent
@@ -164,18 +165,7 @@ func (c *Cell) Observe(m *jmsg.Message) []Msg {
 		if m.Decode(&sc) != nil {
 			return nil
 		}
-		text := StripANSI(sc.Text)
-		name := "stdout"
-		if sc.Name == "stderr" {
-			name = "stderr"
-			c.stderr.WriteString(text)
-		} else {
-			c.stdout.WriteString(text)
-		}
-		if text == "" {
-			return nil
-		}
-		return c.streamChunk(name, text)
+		return c.ObserveStream(sc.Name, sc.Text)
 
 	case jmsg.DisplayData, jmsg.UpdateDisplayData:
 		var dc jmsg.DisplayContent
@@ -240,6 +230,48 @@ func (c *Cell) Observe(m *jmsg.Message) []Msg {
 		return nil
 	}
 	return nil
+}
+
+// ObserveStream takes a run of consecutive stream messages of one stream
+// (name "stdout" or "stderr"), already decoded, and returns at most one
+// stream_output chunk for all of them (plus the cap notice when the run
+// crosses the cap). Each text is stripped of ANSI escapes on its own, so a
+// run gives exactly the bytes the same messages fed one by one to Observe
+// would, in fewer wire messages.
+func (c *Cell) ObserveStream(name string, texts ...string) []Msg {
+	if name != "stderr" {
+		name = "stdout"
+	}
+	tail := &c.stdout
+	if name == "stderr" {
+		tail = &c.stderr
+	}
+	var b strings.Builder
+	for _, t := range texts {
+		t = StripANSI(t)
+		tail.WriteString(t)
+		if !c.capped { // past the cap only the tail for the final messages is kept
+			b.WriteString(t)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return c.streamChunk(name, b.String())
+}
+
+// Gap records that n kernel messages of the cell were lost before they
+// were read: under a flood the kernel's journal dropped them. The stream is
+// then cut as at the stream cap (one notice, nothing more streamed), and
+// the final result says so, so no client mistakes the output for complete.
+func (c *Cell) Gap(n uint64) []Msg {
+	c.lost += n
+	if c.capped {
+		return nil
+	}
+	c.capped = true
+	return []Msg{{"type": "stream_output", "cell_id": c.id, "stream": "stderr", "is_last": false, "truncated": true,
+		"content": fmt.Sprintf("\n[kernelgate: this cell printed faster than kernelgate could forward it; %d of its messages were dropped, and the rest of its output is not sent]\n", n)}}
 }
 
 // collect adds a plot to the cell's result. A display that names a
@@ -436,10 +468,13 @@ func (c *Cell) resultFields(o ending, st *FlowState) Msg {
 	if c.capped {
 		f["stream_truncated"] = true
 	}
-	if c.stdout.total > int64(len(stdout)) || c.stderr.total > int64(len(stderr)) {
+	if c.stdout.total > int64(len(stdout)) || c.stderr.total > int64(len(stderr)) || c.lost > 0 {
 		f["output_truncated"] = true
-		f["output_bytes"] = c.stdout.total
+		f["output_bytes"] = c.stdout.total // with messages lost: what was read, a lower bound
 		f["stderr_bytes"] = c.stderr.total
+	}
+	if c.lost > 0 {
+		f["messages_lost"] = c.lost
 	}
 	if st != nil {
 		if v, ok := validJSON(st.Variables); ok {

@@ -337,18 +337,18 @@ func (s *Session) runCell(req ExecuteRequest) {
 	}
 	cell := NewCell(req.CellID, req.Streaming, s.cfg.Cell)
 	audit.cell = cell
-	err = k.Follow(s.ctx, ex, func(e kernel.Event) error {
-		if e.Life != nil {
-			return nil // watchLifecycle reports it
-		}
-		for _, m := range cell.Observe(e.Msg) {
-			s.emit(m)
-		}
-		if e.Msg.Type() == jmsg.InputRequest && s.cfg.InputTimeout > 0 {
-			s.expireInput(k, ex, req.CellID, e.Msg.Header.MsgID)
-		}
-		return nil
-	})
+	f := cellFollower{journal: k.Journal(), id: ex.ID, after: ex.After, done: ex.Done(), cell: cell, emit: s.emit,
+		onInput: func(m *jmsg.Message) {
+			if s.cfg.InputTimeout > 0 {
+				s.expireInput(k, ex, req.CellID, m.Header.MsgID)
+			}
+		},
+		pendingInput: k.PendingInput,
+	}
+	err = f.follow(s.ctx)
+	if f.lost > 0 {
+		s.log.Warn("a cell's output outran its follower; messages were dropped", "cell_id", req.CellID, "lost", f.lost)
+	}
 	if err != nil && s.ctx.Err() != nil {
 		audit.status = auditLost
 		return // the session is closing
@@ -663,4 +663,187 @@ func (ss *Sessions) closeAll() {
 		wg.Go(func() { s.close(context.Background()) })
 	}
 	wg.Wait()
+}
+
+// Stream coalescing bounds: a merged stream_output carries at most
+// coalesceMaxBytes of text, and merges only messages already read in one
+// journal batch (at most coalesceMaxEvents), so a quiet line is never held
+// back waiting for company.
+const (
+	coalesceMaxBytes  = 64 << 10
+	coalesceMaxEvents = 256
+)
+
+// cellFollower folds one execution's kernel events into the session's wire
+// messages. It reads the kernel journal directly rather than through
+// Kernel.Follow, for two reasons. Under a flood, consecutive stream messages
+// of one stream already waiting in a batch go out as one wire message
+// (fewer encodings, fewer session journal entries). And when it falls out of
+// the kernel journal (a GapError: the ring dropped events it had not read),
+// it does not give up on the execution: it reports the loss through the
+// Cell, skips to the oldest event still held and carries on until the
+// execution is done, so the cell still ends with its real reply and the
+// execution timeout keeps applying to it.
+type cellFollower struct {
+	journal      *kernel.Journal
+	id           string              // the execute_request's msg_id
+	after        uint64              // journal position read so far
+	done         <-chan struct{}     // closed when the execution has ended and its last event is journaled
+	cell         *Cell               // folds messages into wire messages
+	emit         func(Msg)           // journals a wire message
+	onInput      func(*jmsg.Message) // called for each input_request of the execution
+	pendingInput func() (*jmsg.Message, bool)
+
+	lost      uint64 // events dropped by the journal before they were read
+	promptIDs map[string]bool
+}
+
+// follow reads until the execution is done and every event of it is read,
+// or ctx ends.
+func (f *cellFollower) follow(ctx context.Context) error {
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-f.done:
+		case <-rctx.Done():
+		}
+		cancel()
+	})
+	defer wg.Wait()
+	defer cancel()
+	for {
+		evs, err := f.journal.Read(rctx, f.after, coalesceMaxEvents)
+		if err == nil {
+			f.deliver(evs)
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if f.skipGap(err) {
+			continue
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, kernel.ErrJournalClosed) {
+			break // the execution is done: read what is left below
+		}
+		return err
+	}
+	// Done closes only after the execution's last event was journaled, so
+	// reading up to the current end finds all of them.
+	for last := f.journal.Last(); f.after < last; {
+		evs, err := f.journal.Read(ctx, f.after, coalesceMaxEvents)
+		if f.skipGap(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		f.deliver(evs)
+	}
+	return nil
+}
+
+// skipGap handles a GapError: the events between the position and the
+// oldest still held are gone. It reports the loss once through the cell,
+// moves past it, and re-offers a prompt of the execution that may have been
+// among the lost events (the kernel still waits on it).
+func (f *cellFollower) skipGap(err error) bool {
+	var gap *kernel.GapError
+	if !errors.As(err, &gap) {
+		return false
+	}
+	n := gap.Oldest - 1 - f.after
+	f.lost += n
+	f.after = gap.Oldest - 1
+	for _, m := range f.cell.Gap(n) {
+		f.emit(m)
+	}
+	if p, ok := f.pendingInput(); ok && p.ParentID() == f.id {
+		f.observe(p)
+	}
+	return true
+}
+
+// deliver folds a batch: runs of stream messages of one stream are merged
+// (up to coalesceMaxBytes), everything else goes through one by one, in
+// order.
+func (f *cellFollower) deliver(evs []kernel.Event) {
+	for _, u := range coalesce(evs, f.id, coalesceMaxBytes) {
+		if u.msg != nil {
+			f.observe(u.msg)
+			continue
+		}
+		for _, m := range f.cell.ObserveStream(u.stream, u.texts...) {
+			f.emit(m)
+		}
+	}
+	if len(evs) > 0 {
+		f.after = evs[len(evs)-1].Seq
+	}
+}
+
+func (f *cellFollower) observe(m *jmsg.Message) {
+	if m.Type() == jmsg.InputRequest {
+		// A prompt re-offered after a gap may also still be in the journal.
+		if f.promptIDs[m.Header.MsgID] {
+			return
+		}
+		if f.promptIDs == nil {
+			f.promptIDs = map[string]bool{}
+		}
+		f.promptIDs[m.Header.MsgID] = true
+	}
+	for _, w := range f.cell.Observe(m) {
+		f.emit(w)
+	}
+	if m.Type() == jmsg.InputRequest && f.onInput != nil {
+		f.onInput(m)
+	}
+}
+
+// foldUnit is one step of folding a batch: a kernel message, or a run of
+// stream texts of one stream.
+type foldUnit struct {
+	msg    *jmsg.Message
+	stream string
+	texts  []string
+}
+
+// coalesce picks the events of execution id out of a journal batch (other
+// executions' messages and lifecycle events are skipped: the session's
+// lifecycle watcher reports those) and merges each run of consecutive
+// stream messages of the same stream into one unit of at most maxBytes of
+// text (a single larger message stays whole). Nothing else is merged or
+// reordered.
+func coalesce(evs []kernel.Event, id string, maxBytes int) []foldUnit {
+	var out []foldUnit
+	open := -1 // index in out of the run that may still grow
+	size := 0
+	for _, e := range evs {
+		if e.Life != nil || e.Msg.ParentID() != id {
+			continue
+		}
+		if e.Msg.Type() != jmsg.Stream {
+			out = append(out, foldUnit{msg: e.Msg})
+			open = -1
+			continue
+		}
+		var sc jmsg.StreamContent
+		if e.Msg.Decode(&sc) != nil {
+			continue // as Observe would: an undecodable stream message is dropped
+		}
+		name := "stdout"
+		if sc.Name == "stderr" {
+			name = "stderr"
+		}
+		if open >= 0 && out[open].stream == name && size+len(sc.Text) <= maxBytes {
+			out[open].texts = append(out[open].texts, sc.Text)
+			size += len(sc.Text)
+			continue
+		}
+		out = append(out, foldUnit{stream: name, texts: []string{sc.Text}})
+		open, size = len(out)-1, len(sc.Text)
+	}
+	return out
 }
