@@ -57,7 +57,7 @@ func TestImportRules(t *testing.T) {
 		{module + "/internal/app", []string{"cmd/kernelgate", "cmd/kgbench"}},
 	}
 	// The codecs are pure: no I/O of any kind.
-	pure := []string{"internal/jmsg", "internal/zmqwire"}
+	pure := []string{"internal/jmsg", "internal/zmqwire", "internal/wsproto"}
 	effects := []string{"net", "os", "os/exec", "net/http", "syscall"}
 
 	for _, p := range listPackages(t) {

@@ -1,0 +1,175 @@
+package jupyterapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/kernelgate/kernelgate/internal/kernel"
+)
+
+var jupyterTimeRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
+
+func TestKernelsREST(t *testing.T) {
+	s := newTestServer(t, func(k *kernel.Config, _ *Config) { k.MaxKernelsPerUser = 2 })
+
+	code, hdr, body := s.do(t, "alice", "POST", "/api/kernels", "")
+	if code != http.StatusCreated {
+		t.Fatalf("POST /api/kernels with an empty body: %d %s; want 201", code, body)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := m["id"].(string)
+	if hdr.Get("Location") != "/api/kernels/"+id {
+		t.Errorf("Location %q; want /api/kernels/%s", hdr.Get("Location"), id)
+	}
+	for _, f := range []string{"id", "name", "last_activity", "execution_state", "connections"} {
+		if _, ok := m[f]; !ok {
+			t.Errorf("kernel model lacks %q: %s", f, body)
+		}
+	}
+	if m["name"] != "python3" || !jupyterTimeRE.MatchString(m["last_activity"].(string)) {
+		t.Errorf("model %s: want name python3 and last_activity as %%Y-%%m-%%dT%%H:%%M:%%S.%%fZ", body)
+	}
+	if _, ok := m["connections"].(float64); !ok {
+		t.Errorf("connections is %T; Jupyter Server's gateway client reads an int", m["connections"])
+	}
+
+	for _, c := range []struct {
+		name, user, method, path, body string
+		want                           int
+		wantIn                         string
+	}{
+		{"version", "alice", "GET", "/api", "", 200, `"version"`},
+		{"status", "alice", "GET", "/api/status", "", 200, `"kernels":1`},
+		{"specs", "alice", "GET", "/api/kernelspecs", "", 200, `"default":"python3"`},
+		{"spec", "alice", "GET", "/api/kernelspecs/python3", "", 200, `"display_name"`},
+		{"unknown spec", "alice", "GET", "/api/kernelspecs/cobol", "", 404, "cobol"},
+		{"spec resource unknown", "alice", "GET", "/kernelspecs/python3/kernel.json", "", 404, "not found"},
+		{"spec resource traversal", "alice", "GET", "/kernelspecs/python3/..%2f..%2fetc%2fpasswd", "", 404, ""},
+		{"list own", "alice", "GET", "/api/kernels", "", 200, id},
+		{"get own", "alice", "GET", "/api/kernels/" + id, "", 200, `"execution_state":"idle"`},
+		{"list other user", "bob", "GET", "/api/kernels", "", 200, "[]"},
+		{"get other user", "bob", "GET", "/api/kernels/" + id, "", 404, "Kernel does not exist"},
+		{"interrupt other user", "bob", "POST", "/api/kernels/" + id + "/interrupt", "", 404, "Kernel does not exist"},
+		{"restart other user", "bob", "POST", "/api/kernels/" + id + "/restart", "", 404, "Kernel does not exist"},
+		{"delete other user", "bob", "DELETE", "/api/kernels/" + id, "", 404, "Kernel does not exist"},
+		{"channels other user", "bob", "GET", "/api/kernels/" + id + "/channels", "", 404, "Kernel does not exist"},
+		{"admin lists all", "root", "GET", "/api/kernels?all=1", "", 200, id},
+		{"admin without all", "root", "GET", "/api/kernels", "", 200, "[]"},
+		{"admin gets", "root", "GET", "/api/kernels/" + id, "", 200, id},
+		{"unknown id", "alice", "GET", "/api/kernels/00000000-0000-0000-0000-000000000000", "", 404, "Kernel does not exist"},
+		{"bad JSON", "alice", "POST", "/api/kernels", `{"name":`, 400, "not valid JSON"},
+		{"unknown kernelspec", "alice", "POST", "/api/kernels", `{"name":"cobol"}`, 404, "'cobol' kernel is not available"},
+		{"interrupt", "alice", "POST", "/api/kernels/" + id + "/interrupt", "", 204, ""},
+		{"restart", "alice", "POST", "/api/kernels/" + id + "/restart", "", 200, `"id":"` + id + `"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, body := s.do(t, c.user, c.method, c.path, c.body)
+			if code != c.want || !strings.Contains(string(body), c.wantIn) {
+				t.Errorf("%s %s as %s: %d %s; want %d containing %q", c.method, c.path, c.user, code, body, c.want, c.wantIn)
+			}
+			if code >= 400 && code != 404 || code == 404 && strings.HasPrefix(c.path, "/api/kernels") {
+				var e map[string]any
+				if json.Unmarshal(body, &e) != nil || e["message"] == nil {
+					t.Errorf("error body %s; want Jupyter's {\"message\": …}", body)
+				}
+			}
+		})
+	}
+
+	// Quota: the second kernel is allowed, the third is refused with 403.
+	s.startKernel(t, "alice")
+	code, _, body = s.do(t, "alice", "POST", "/api/kernels", `{"name":"python3"}`)
+	if code != http.StatusForbidden || !strings.Contains(string(body), "quota") {
+		t.Errorf("third kernel with a quota of 2: %d %s; want 403 naming the quota", code, body)
+	}
+	// bob's quota is his own.
+	s.startKernel(t, "bob")
+
+	code, _, body = s.do(t, "alice", "DELETE", "/api/kernels/"+id, "")
+	if code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s; want 204", code, body)
+	}
+	if code, _, _ := s.do(t, "alice", "GET", "/api/kernels/"+id, ""); code != 404 {
+		t.Errorf("GET after DELETE: %d; want 404", code)
+	}
+}
+
+func TestSessionsREST(t *testing.T) {
+	s := newTestServer(t, nil)
+	for _, c := range []struct {
+		name, body string
+		want       int
+		wantIn     string
+	}{
+		{"no path", `{"type":"notebook","kernel":{"name":"python3"}}`, 400, "path"},
+		{"no type", `{"path":"a.ipynb","kernel":{"name":"python3"}}`, 400, "type"},
+		{"unknown kernelspec", `{"path":"a.ipynb","type":"notebook","kernel":{"name":"cobol"}}`, 501, "cobol"},
+		{"unknown kernel id", `{"path":"a.ipynb","type":"notebook","kernel":{"id":"00000000-0000-0000-0000-000000000000"}}`, 404, "Kernel does not exist"},
+		{"bad JSON", `{`, 400, "JSON"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, body := s.do(t, "alice", "POST", "/api/sessions", c.body)
+			if code != c.want || !strings.Contains(string(body), c.wantIn) {
+				t.Errorf("POST /api/sessions %s: %d %s; want %d containing %q", c.body, code, body, c.want, c.wantIn)
+			}
+		})
+	}
+
+	create := func(body string) sessionModel {
+		t.Helper()
+		code, _, b := s.do(t, "alice", "POST", "/api/sessions", body)
+		if code != http.StatusCreated {
+			t.Fatalf("POST /api/sessions: %d %s", code, b)
+		}
+		var m sessionModel
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a := create(`{"path":"a.ipynb","name":"a","type":"notebook","kernel":{"name":"python3"}}`)
+	if a.Kernel.ID == "" || a.Path != "a.ipynb" || a.Type != "notebook" {
+		t.Fatalf("session %+v", a)
+	}
+	if again := create(`{"path":"a.ipynb","type":"notebook","kernel":{"name":"python3"}}`); again.ID != a.ID || again.Kernel.ID != a.Kernel.ID {
+		t.Errorf("a second POST for the same path made session %s/%s; want the existing %s/%s", again.ID, again.Kernel.ID, a.ID, a.Kernel.ID)
+	}
+	if code, _, _ := s.do(t, "bob", "GET", "/api/sessions/"+a.ID, ""); code != 404 {
+		t.Errorf("bob GETs alice's session: %d; want 404", code)
+	}
+	if _, _, b := s.do(t, "bob", "GET", "/api/sessions", ""); string(b) != "[]\n" {
+		t.Errorf("bob's session list: %s; want []", b)
+	}
+
+	// PATCH: rename, then a new kernel by name replaces (and shuts down) the old.
+	code, _, b := s.do(t, "alice", "PATCH", "/api/sessions/"+a.ID, `{"path":"b.ipynb","kernel":{"name":"python3"}}`)
+	var p sessionModel
+	if code != 200 || json.Unmarshal(b, &p) != nil || p.Path != "b.ipynb" || p.Kernel.ID == a.Kernel.ID || p.Kernel.ID == "" {
+		t.Fatalf("PATCH: %d %s; want 200 with path b.ipynb and a new kernel", code, b)
+	}
+	if code, _, _ := s.do(t, "alice", "GET", "/api/kernels/"+a.Kernel.ID, ""); code != 404 {
+		t.Errorf("the replaced kernel answers GET with %d; want 404 (shut down)", code)
+	}
+	// A kernel started through /api/kernels can be bound by id.
+	k := s.startKernel(t, "alice")
+	code, _, b = s.do(t, "alice", "PATCH", "/api/sessions/"+a.ID, `{"kernel":{"id":"`+k.ID+`"}}`)
+	if code != 200 || !strings.Contains(string(b), k.ID) {
+		t.Errorf("PATCH kernel id: %d %s", code, b)
+	}
+	code, _, _ = s.do(t, "alice", "DELETE", "/api/sessions/"+a.ID, "")
+	if code != 204 {
+		t.Errorf("DELETE session: %d; want 204", code)
+	}
+	if code, _, _ := s.do(t, "alice", "GET", "/api/kernels/"+k.ID, ""); code != 404 {
+		t.Errorf("the deleted session's kernel answers %d; want 404", code)
+	}
+	if code, _, _ := s.do(t, "alice", "GET", "/api/sessions/"+a.ID, ""); code != 404 {
+		t.Errorf("GET deleted session: %d; want 404", code)
+	}
+}
