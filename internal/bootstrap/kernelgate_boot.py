@@ -22,6 +22,13 @@ for _s in (sys.stdout, sys.stderr):
     if hasattr(_s, "flush_interval"):
         _s.flush_interval = 0.001
 
+# 1b. ipykernel sleeps 0.5 ms after flushing, before every execute_reply, so
+#     output reaches clients first. kernelgate ends an execution on its reply
+#     AND its iopub idle (published after the output), so the sleep only adds
+#     latency (about 0.8 ms per execute here; docs/benchmarks.md).
+if hasattr(getattr(get_ipython(), "kernel", None), "_execute_sleep"):  # noqa: F821
+    get_ipython().kernel._execute_sleep = 0  # noqa: F821
+
 
 # 2. Rich output, configured when the library is first imported (importing
 #    pandas eagerly would cost every kernel a second at start).
