@@ -146,7 +146,7 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 			io.WriteString(w, "shutting down\n")
 			return
 		}
-		io.WriteString(w, "ready\n"+confinement+"\n")
+		io.WriteString(w, "ready\n"+confinement+"\n"+mgr.PoolStatus()+"\n")
 	})
 	mux.Handle("GET /metrics", met.Handler())
 	srv := &http.Server{
@@ -251,6 +251,7 @@ func loadTokens(c config.Config) (*auth.Tokens, error) {
 // terminal, and shuts the kernel down. It reports whether the code ran
 // without error.
 func RunCode(ctx context.Context, c config.Config, log *slog.Logger, code string, in io.Reader, out, errw io.Writer) (bool, error) {
+	c.Kernel.Pool = kernel.PoolConfig{} // one kernel, used at once: a warm pool would only cost
 	mgr, _, err := newManager(ctx, c, log, nil)
 	if err != nil {
 		return false, err
