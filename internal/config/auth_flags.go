@@ -15,6 +15,7 @@ func registerAuthFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.JWT.Issuer, "jwt-issuer", c.JWT.Issuer, "when set, JWTs must carry this iss claim (env KERNELGATE_JWT_ISSUER)")
 	fs.StringVar(&c.JWT.Audience, "jwt-audience", c.JWT.Audience, "when set, JWTs' aud claim must contain this (env KERNELGATE_JWT_AUDIENCE)")
 	fs.StringVar(&c.JWT.UserClaim, "jwt-user-claim", c.JWT.UserClaim, "JWT `claim` that names the user; empty means \""+auth.DefaultUserClaim+"\" (env KERNELGATE_JWT_USER_CLAIM)")
+	fs.StringVar(&c.JWT.RolesClaim, "jwt-roles-claim", c.JWT.RolesClaim, "JWT `claim` listing the user's roles (an array, or a string separated by spaces or commas; a dotted name such as realm_access.roles reaches into objects); \""+auth.AdminRole+"\" among them makes an administrator (env KERNELGATE_JWT_ROLES_CLAIM)")
 }
 
 // validateAuth checks the authentication settings: JWT key files must exist
@@ -45,6 +46,9 @@ func (c Config) validateAuth() []error {
 		}
 		if j.UserClaim != "" {
 			bad("jwt-user-claim", j.UserClaim, noKey)
+		}
+		if j.RolesClaim != "" {
+			bad("jwt-roles-claim", j.RolesClaim, noKey)
 		}
 	}
 	return errs

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kernelgate/kernelgate/internal/auth"
+	"github.com/kernelgate/kernelgate/internal/bootstrap"
 	"github.com/kernelgate/kernelgate/internal/flowapi"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
@@ -51,7 +52,17 @@ type Config struct {
 	// "bwrap" (refuse to start otherwise) or "none". "on" and "off" are
 	// accepted for bwrap and none.
 	Sandbox       string
-	SandboxPolicy sandbox.Policy
+	SandboxPolicy sandbox.Policy // Specs: per-kernelspec limits, from the config file
+
+	// ConfigFile is the TOML file the settings were read from, if any.
+	ConfigFile string
+	// AdminUsers may see every user's kernels (auth.Admins); so may JWT
+	// bearers with the admin role when JWT.RolesClaim is set.
+	AdminUsers []string
+	// PythonPolicy is the Python-level policy of kernels (none or audit,
+	// see bootstrap.Policy); SpecPythonPolicy overrides it by kernelspec.
+	PythonPolicy     string
+	SpecPythonPolicy map[string]string
 }
 
 // Default returns the configuration used when nothing is set.
@@ -74,7 +85,9 @@ func Default() Config {
 			NoFile:      1024,
 			UID:         61000, // an id no user of the machine should own files as
 			GID:         61000,
+			FileBytes:   sandbox.DefaultFileBytes,
 		},
+		PythonPolicy: bootstrap.PolicyNone,
 	}
 }
 
@@ -138,7 +151,7 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	fs.IntVar(&c.Kernel.MaxKernelsPerUser, "max-kernels-per-user", c.Kernel.MaxKernelsPerUser, "most kernels one user may run, 0 for no limit (env KERNELGATE_MAX_KERNELS_PER_USER)")
 	fs.StringVar(&c.Sandbox, "sandbox", c.Sandbox, "confine kernels with bubblewrap, cgroups and rlimits: auto (when the machine allows, else warn), bwrap (required), none (env KERNELGATE_SANDBOX)")
 	fs.StringVar(&c.SandboxPolicy.Bwrap, "bwrap", c.SandboxPolicy.Bwrap, "bubblewrap `binary` for the sandbox (env KERNELGATE_BWRAP)")
-	fs.Int64Var(&c.SandboxPolicy.MemoryBytes, "kernel-memory", c.SandboxPolicy.MemoryBytes, "memory limit per sandboxed kernel in bytes, 0 for none (env KERNELGATE_KERNEL_MEMORY)")
+	fs.Var(byteSize{&c.SandboxPolicy.MemoryBytes}, "kernel-memory", "memory limit per sandboxed kernel, in bytes or with a unit (2GiB), 0 for none (env KERNELGATE_KERNEL_MEMORY)")
 	fs.Int64Var(&c.SandboxPolicy.PIDs, "kernel-pids", c.SandboxPolicy.PIDs, "processes and threads per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_PIDS)")
 	fs.Float64Var(&c.SandboxPolicy.CPUQuota, "kernel-cpus", c.SandboxPolicy.CPUQuota, "CPU cores per sandboxed kernel, 0 for no limit (env KERNELGATE_KERNEL_CPUS)")
 	fs.BoolVar(&c.SandboxPolicy.Network, "kernel-network", c.SandboxPolicy.Network, "give sandboxed kernels the host's network (env KERNELGATE_KERNEL_NETWORK)")
@@ -147,7 +160,25 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	registerPoolFlags(fs, &c)
 	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
 
-	// Environment first, so flags override it.
+	registerSandboxFlags(fs, &c)
+	registerFileFlags(fs, &c)
+
+	// The config file ranks below the environment and the flags: parse the
+	// flags once to find it, read it over the defaults, then apply the
+	// environment and parse the flags again.
+	if err := fs.Parse(args); err != nil {
+		return c, nil, err
+	}
+	file := c.ConfigFile
+	if file == "" {
+		file = getenv(envPrefix + "CONFIG")
+	}
+	c = Default()
+	if err := loadFile(fs, &c, file); err != nil {
+		return c, nil, err
+	}
+
+	// Environment next, so flags override it.
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		key := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -287,6 +318,8 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateAuth()...)
 	errs = append(errs, c.validateLimits()...)
+	errs = append(errs, c.validateSandbox()...)
+	errs = append(errs, c.validateAdmin()...)
 	errs = append(errs, c.validatePool()...)
 	return errors.Join(errs...)
 }
