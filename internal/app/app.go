@@ -78,6 +78,9 @@ func newManager(ctx context.Context, c config.Config, log *slog.Logger, m kernel
 	if err != nil {
 		return nil, "", err
 	}
+	if err := c.ApplyKernelSpecs(specs); err != nil { // per-kernelspec settings, Python policies
+		return nil, "", err
+	}
 	if err := os.MkdirAll(c.Kernel.RuntimeDir, 0o700); err != nil {
 		return nil, "", fmt.Errorf("create runtime dir: %w", err)
 	}
@@ -129,6 +132,11 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 		mgr.Close(context.Background())
 		return err
 	}
+	handler, err := withAdmins(c, mux, mgr) // GET /api/admin/kernels; auth.IsAdmin for every handler
+	if err != nil {
+		mgr.Close(context.Background())
+		return err
+	}
 	sessions := flowapi.NewSessions(c.Flow, mgr, log)
 	ws := flowapi.NewWS(c.Flow, sessions, auth.User, log)
 	flowapi.NewHTTP(c.Flow, sessions, auth.User, func() int { return len(mgr.List()) }).Register(mux, ws)
@@ -151,7 +159,7 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	mux.Handle("GET /metrics", met.Handler())
 	srv := &http.Server{
 		// Probes and the old frontend's status dot stay open; they say nothing.
-		Handler: auth.BrowserGuard(auth.Middleware(mux, authn, "/healthz", "/readyz", "/health", "/ping"),
+		Handler: auth.BrowserGuard(auth.Middleware(handler, authn, "/healthz", "/readyz", "/health", "/ping"),
 			c.Flow.AllowedOrigins, authn == nil),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

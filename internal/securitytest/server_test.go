@@ -32,7 +32,7 @@ const (
 	memoryLimit      = 256 << 20
 	pidsLimit        = 64
 	executionTimeout = 5 * time.Second
-	// fileLimit is set on the config directly: there is no flag for it yet.
+	// fileLimit is --kernel-file-size.
 	fileLimit = 32 << 20
 	// tmpLimit is the sandbox's default for a 256 MiB kernel: a quarter.
 	tmpLimit       = memoryLimit / 4
@@ -48,6 +48,7 @@ const (
 var users = []string{
 	"canary", "alice", "bob", "carol", "dave", "envu", "net", "fork", "mem",
 	"disk", "flood", "spin", "kill", "write", "priv", "greedy", "rate", "gap",
+	"admin", // the one administrator (--admin-users)
 }
 
 // envUser is the user of KERNELGATE_TOKEN.
@@ -120,10 +121,11 @@ func startServer() (*server, func(), error) {
 	return launch(true)
 }
 
-// launch starts a server with the limits above; withAuth gives it the
-// users' tokens (a token file and KERNELGATE_TOKEN) and a canary, else it
-// has no authentication and so serves loopback only, the default.
-func launch(withAuth bool) (*server, func(), error) {
+// launch starts a server with the limits above and extra flags; withAuth
+// gives it the users' tokens (a token file and KERNELGATE_TOKEN) and a
+// canary, else it has no authentication and so serves loopback only, the
+// default.
+func launch(withAuth bool, extra ...string) (*server, func(), error) {
 	var cleanups []func()
 	cleanup := func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
@@ -158,8 +160,11 @@ func launch(withAuth bool) (*server, func(), error) {
 		"--kernel-pids", fmt.Sprint(pidsLimit),
 		"--execution-timeout", executionTimeout.String(),
 		"--max-kernels-per-user", fmt.Sprint(kernelsPerUser),
+		"--kernel-file-size", fmt.Sprint(fileLimit),
+		"--admin-users", "admin",
 		"--log-level", "debug", // the strictest test of "tokens never reach logs"
 	}
+	args = append(args, extra...)
 	getenv := os.Getenv
 	if withAuth {
 		var lines strings.Builder
@@ -190,7 +195,6 @@ func launch(withAuth bool) (*server, func(), error) {
 	if err != nil {
 		return nil, cleanup, fmt.Errorf("config: %w", err)
 	}
-	cfg.SandboxPolicy.FileBytes = fileLimit
 	s.runtimeDir = cfg.Kernel.RuntimeDir
 	if real, err := filepath.EvalSymlinks(filepath.Dir(rt)); err == nil {
 		s.runtimeDir = filepath.Join(real, "rt")
