@@ -34,6 +34,7 @@ type Samples struct {
 // Params are the workload sizes, shared by the engine and the baseline.
 type Params struct {
 	N, Warmup, Starts       int
+	PoolStarts              int
 	StreamLines, StreamReps int
 	StreamSleep             time.Duration
 }

@@ -37,9 +37,14 @@ import (
 
 	"github.com/kernelgate/kernelgate/internal/app"
 	"github.com/kernelgate/kernelgate/internal/config"
+	"github.com/kernelgate/kernelgate/internal/kernel"
+	"github.com/kernelgate/kernelgate/internal/sandbox"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	sandbox.MaybeRunHelper() // sandboxed kernels re-execute this binary as their helper
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kgbench", flag.ContinueOnError)
@@ -55,6 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&p.Warmup, "warmup", 20, "untimed iterations before the timed ones")
 	fs.IntVar(&runs, "runs", 3, "runs per side, interleaved engine, baseline, engine, ...")
 	fs.IntVar(&p.Starts, "starts", 5, "kernel starts timed per run")
+	fs.IntVar(&p.PoolStarts, "pool-starts", 5, "sandboxed starts timed per run from the warm pool, and as many cold")
 	fs.IntVar(&p.StreamLines, "stream-lines", 50, "lines printed per stream execution")
 	fs.DurationVar(&p.StreamSleep, "stream-sleep", 20*time.Millisecond, "pause between printed lines")
 	fs.IntVar(&p.StreamReps, "stream-reps", 2, "stream executions per flush mode, per run")
@@ -64,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if p.N < 1 || p.Warmup < 0 || runs < 1 || p.Starts < 1 || p.StreamLines < 1 || p.StreamReps < 1 || p.StreamSleep < 0 {
+	if p.N < 1 || p.Warmup < 0 || runs < 1 || p.Starts < 1 || p.PoolStarts < 1 || p.StreamLines < 1 || p.StreamReps < 1 || p.StreamSleep < 0 {
 		fmt.Fprintln(stderr, "kgbench: -n, -runs, -starts, -stream-lines and -stream-reps must be positive; -warmup and -stream-sleep not negative")
 		return 2
 	}
@@ -106,6 +112,9 @@ func bench(ctx context.Context, p Params, runs int, python, baseline string, pro
 		return Report{}, fmt.Errorf("load config: %w", err)
 	}
 	c.LogLevel = "warn" // engine warnings (a failed bootstrap, say) are findings
+	// The engine-vs-direct metrics start kernels themselves: no pool, so
+	// they time real starts; the pool workload configures its own.
+	c.Kernel.Pool = kernel.PoolConfig{}
 	log := app.NewLogger(c, progress)
 	specs, err := app.Specs(ctx, c, log)
 	if err != nil {
@@ -115,12 +124,17 @@ func bench(ctx context.Context, p Params, runs int, python, baseline string, pro
 		return Report{}, fmt.Errorf("create runtime dir: %w", err)
 	}
 	defer os.RemoveAll(c.Kernel.RuntimeDir)
+	// The pool workload runs kernels as the server does: sandboxed.
+	pc := c
+	var sandboxed string
+	pc.Kernel.Sandbox, sandboxed = engineSandbox(c)
 
 	// Other work on the machine skews both sides; the load average says
 	// how much there was.
 	loadBefore := loadAvg()
 	began := time.Now()
 	var eng, base []Samples
+	var pools []PoolSamples
 	for i := range runs {
 		t := time.Now()
 		e, err := runEngine(ctx, c, specs, log, p)
@@ -129,6 +143,13 @@ func bench(ctx context.Context, p Params, runs int, python, baseline string, pro
 		}
 		eng = append(eng, e)
 		fmt.Fprintf(progress, "kgbench: run %d/%d engine done in %s\n", i+1, runs, time.Since(t).Round(time.Millisecond))
+		t = time.Now()
+		ps, err := runPool(ctx, pc, specs, log, p)
+		if err != nil {
+			return Report{}, fmt.Errorf("pool run %d: %w", i+1, err)
+		}
+		pools = append(pools, ps)
+		fmt.Fprintf(progress, "kgbench: run %d/%d pool done in %s\n", i+1, runs, time.Since(t).Round(time.Millisecond))
 		t = time.Now()
 		b, err := runBaseline(ctx, python, baseline, p)
 		if err != nil {
@@ -155,8 +176,9 @@ func bench(ctx context.Context, p Params, runs int, python, baseline string, pro
 	return Report{
 		Date:    time.Now(),
 		Facts:   f,
-		Method:  method(p, runs, c.Kernel.Transport, c.Kernel.HeartbeatInterval),
-		Metrics: metrics(eng, base, p),
+		Method:  append(method(p, runs, c.Kernel.Transport, c.Kernel.HeartbeatInterval), poolMethod(p, sandboxed)),
+		Metrics: append(metrics(eng, base, p), poolMetric(pools)),
+		Notes:   []Note{executeOverheadNote},
 	}, nil
 }
 
@@ -274,6 +296,8 @@ func method(p Params, runs int, transport string, hb time.Duration) []string {
 			"the direct loop stamps each message as `poll` reports it, before deserialising.",
 		"The direct floor is a Python client, so its own message decoding is part of it: \"engine ≤ direct + 0.5 ms\" " +
 			"compares a Go client inside the gateway with a Python client talking straight to the kernel, not with zero overhead.",
+		"The engine's bootstrap also sets ipykernel's `_execute_sleep` (0.5 ms before every execute_reply) to 0; the direct kernel keeps it. " +
+			"See \"Per-execute overhead inside ipykernel\" below.",
 		"The flush=False stream comparison is deliberately unequal: it shows what the bootstrap's 1 ms `flush_interval` buys " +
 			"over stock ipykernel's 200 ms. flush=True removes that difference and leaves the transport.",
 		"Kernel start: one-time setup is outside the timed starts on both sides (the engine's kernelspec discovery and " +

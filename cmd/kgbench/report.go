@@ -120,7 +120,13 @@ type Report struct {
 	Facts   Facts
 	Method  []string // bullet points on how the numbers were taken
 	Metrics []Metric
+	// Notes are hand-written findings rendered after the metrics (a
+	// profile, say), kept in the code so a regeneration keeps them.
+	Notes []Note
 }
+
+// Note is a titled markdown section.
+type Note struct{ Title, Body string }
 
 // sideSummary is a metric's per-run stats and their medians on one side.
 type sideSummary struct {
@@ -228,6 +234,9 @@ func Render(r Report) string {
 			w(").")
 		}
 		w("\n\n")
+	}
+	for _, n := range r.Notes {
+		w("## %s\n\n%s\n\n", n.Title, strings.TrimSpace(n.Body))
 	}
 	return b.String()
 }
