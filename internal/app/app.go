@@ -23,6 +23,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
 	"github.com/kernelgate/kernelgate/internal/metrics"
+	"github.com/kernelgate/kernelgate/internal/notebook"
 	"github.com/kernelgate/kernelgate/internal/sandbox"
 	"github.com/kernelgate/kernelgate/internal/supervisor"
 )
@@ -137,9 +138,27 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 		mgr.Close(context.Background())
 		return err
 	}
+	// The notebook page at / (for browsers) logs a /?token= visit in
+	// with a cookie that authn then accepts.
+	var login *auth.CookieLogin
+	if authn != nil {
+		if login, err = auth.NewCookieLogin(auth.CookieTTL); err != nil {
+			mgr.Close(context.Background())
+			return err
+		}
+		authn = login.Wrap(authn)
+	}
+	page, err := notebook.New(login)
+	if err != nil {
+		mgr.Close(context.Background())
+		return fmt.Errorf("notebook page: %w", err)
+	}
+	page.Register(mux)
 	sessions := flowapi.NewSessions(c.Flow, mgr, log)
 	ws := flowapi.NewWS(c.Flow, sessions, auth.User, log)
-	flowapi.NewHTTP(c.Flow, sessions, auth.User, func() int { return len(mgr.List()) }).Register(mux, ws)
+	flowHTTP := flowapi.NewHTTP(c.Flow, sessions, auth.User, func() int { return len(mgr.List()) })
+	flowHTTP.Page = page
+	flowHTTP.Register(mux, ws)
 	sctxRun, stopSessions := context.WithCancel(context.Background())
 	sessionsDone := make(chan error, 1)
 	go func() { sessionsDone <- sessions.Run(sctxRun) }()

@@ -31,6 +31,13 @@ type HTTP struct {
 	user     UserFunc
 	started  time.Time
 	kernels  func() int // how many kernels run, for health
+
+	// Page, when set, answers GET / for the requests it
+	// Wants (browsers: the notebook page); the others keep the JSON.
+	Page interface {
+		http.Handler
+		Wants(r *http.Request) bool
+	}
 }
 
 // NewHTTP returns the HTTP routes handler.
@@ -74,6 +81,13 @@ func errorEnvelope(w http.ResponseWriter, code int, msg string) {
 func now() float64 { return float64(time.Now().UnixMicro()) / 1e6 }
 
 func (h *HTTP) root(w http.ResponseWriter, r *http.Request) {
+	if h.Page != nil {
+		w.Header().Add("Vary", "Accept")
+		if h.Page.Wants(r) {
+			h.Page.ServeHTTP(w, r)
+			return
+		}
+	}
 	writeJSON(w, 200, Msg{"message": serviceName, "version": version, "status": "running", "docs": "/docs", "health": "/health"})
 }
 
