@@ -158,7 +158,9 @@
       save();
       if (ok) this.showResult(m);
       else this.add(errorEl(m.error_details || {ename: 'Error', evalue: m.error}));
-      if (m.variables !== undefined) showVars(m.variables);
+      // null means the server could not read them (e.g. right after an
+      // interrupt): keep the last good list rather than show an empty one.
+      if (m.variables && typeof m.variables === 'object') showVars(m.variables);
     }
 
     // The last expression's value: a table, a plot the kernel returned
