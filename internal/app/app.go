@@ -20,6 +20,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/config"
 	"github.com/kernelgate/kernelgate/internal/console"
 	"github.com/kernelgate/kernelgate/internal/flowapi"
+	"github.com/kernelgate/kernelgate/internal/jupyterapi"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
 	"github.com/kernelgate/kernelgate/internal/metrics"
@@ -159,6 +160,10 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	flowHTTP := flowapi.NewHTTP(c.Flow, sessions, auth.User, func() int { return len(mgr.List()) })
 	flowHTTP.Page = page
 	flowHTTP.Register(mux, ws)
+	c.Jupyter.AllowedOrigins = c.Flow.AllowedOrigins
+	// Both APIs spend the same per-user rate budgets.
+	jupyter := jupyterapi.New(c.Jupyter, mgr, auth.User, auth.IsAdmin, sessions, log)
+	jupyter.Register(mux)
 	sctxRun, stopSessions := context.WithCancel(context.Background())
 	sessionsDone := make(chan error, 1)
 	go func() { sessionsDone <- sessions.Run(sctxRun) }()
@@ -208,6 +213,7 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 		err = nil
 	}
 	ws.Close() // hijacked connections are not closed by Shutdown
+	jupyter.Close()
 	stopSessions()
 	<-sessionsDone
 	if cerr := mgr.Close(sctx); cerr != nil {

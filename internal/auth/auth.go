@@ -158,7 +158,13 @@ func Middleware(next http.Handler, tokens Authenticator, open ...string) http.Ha
 		if err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kernelgate"`)
-			w.WriteHeader(http.StatusUnauthorized)
+			status := http.StatusUnauthorized
+			if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+				// Jupyter's convention for WebSocket upgrades without a
+				// user (@ws_authenticated); clients expect it.
+				status = http.StatusForbidden
+			}
+			w.WriteHeader(status)
 			json.NewEncoder(w).Encode(map[string]string{"status": "error", "error": err.Error()})
 			return
 		}

@@ -72,24 +72,30 @@ func TestMiddleware(t *testing.T) {
 	}), tokens(t), "/health")
 	for _, tt := range []struct {
 		path, header string
+		upgrade      bool
 		code         int
 		body         string
 	}{
-		{"/health", "", 200, Anonymous},
-		{"/api", "Bearer " + aliceToken, 200, "alice"},
-		{"/api", "", 401, "no token"},
-		{"/api", "Bearer nope-nope-nope-nope", 401, "invalid token"},
+		{"/health", "", false, 200, Anonymous},
+		{"/api", "Bearer " + aliceToken, false, 200, "alice"},
+		{"/api", "", false, 401, "no token"},
+		{"/api", "Bearer nope-nope-nope-nope", false, 401, "invalid token"},
+		{"/api/kernels/x/channels", "", true, 403, "no token"},
+		{"/api/kernels/x/channels", "token " + aliceToken, true, 200, "alice"},
 	} {
 		r := httptest.NewRequest("GET", tt.path, nil)
 		if tt.header != "" {
 			r.Header.Set("Authorization", tt.header)
+		}
+		if tt.upgrade {
+			r.Header.Set("Upgrade", "websocket")
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		if w.Code != tt.code || !strings.Contains(w.Body.String(), tt.body) {
 			t.Errorf("%s %q: %d %q, want %d containing %q", tt.path, tt.header, w.Code, w.Body.String(), tt.code, tt.body)
 		}
-		if w.Code == 401 {
+		if w.Code == 401 || w.Code == 403 {
 			var body map[string]string
 			if json.Unmarshal(w.Body.Bytes(), &body) != nil || body["status"] != "error" {
 				t.Errorf("401 body is not the JSON error envelope: %s", w.Body.String())

@@ -20,6 +20,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/auth"
 	"github.com/kernelgate/kernelgate/internal/bootstrap"
 	"github.com/kernelgate/kernelgate/internal/flowapi"
+	"github.com/kernelgate/kernelgate/internal/jupyterapi"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
 	"github.com/kernelgate/kernelgate/internal/sandbox"
@@ -36,7 +37,8 @@ type Config struct {
 	Python     string         // interpreter with ipykernel, for the built-in spec and bare "python3" argv
 	SpecSearch kernelspec.Env // where kernelspecs are looked for
 	Kernel     kernel.Config
-	Flow       flowapi.Config // the AdeloopFlow /ws and HTTP API
+	Flow       flowapi.Config    // the AdeloopFlow /ws and HTTP API
+	Jupyter    jupyterapi.Config // the Jupyter Server kernel API
 
 	// Token (env KERNELGATE_TOKEN only: a flag would show in ps) and
 	// TokenFile ("user token" lines) enable authentication, which is
@@ -76,6 +78,7 @@ func Default() Config {
 		Python:          "/usr/bin/python3",
 		Kernel:          withPoolDefaults(kernel.DefaultConfig()),
 		Flow:            flowapi.DefaultConfig(),
+		Jupyter:         jupyterapi.DefaultConfig(),
 		Sandbox:         "auto",
 		SandboxPolicy: sandbox.Policy{
 			Bwrap:       sandbox.DefaultBwrap,
@@ -158,8 +161,8 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	registerAuthFlags(fs, &c)
 	registerLimitFlags(fs, &c)
 	registerPoolFlags(fs, &c)
+	registerJupyterFlags(fs, &c)
 	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
-
 	registerSandboxFlags(fs, &c)
 	registerFileFlags(fs, &c)
 
@@ -321,5 +324,6 @@ func (c Config) Validate() error {
 	errs = append(errs, c.validateSandbox()...)
 	errs = append(errs, c.validateAdmin()...)
 	errs = append(errs, c.validatePool()...)
+	errs = append(errs, c.validateJupyter()...)
 	return errors.Join(errs...)
 }

@@ -231,3 +231,19 @@ func (c *wsConn) overLimit(kind limitKind) bool {
 	c.send(Msg{"type": "error", "error": rl.Error(), "retry_after": rl.retryAfter()})
 	return true
 }
+
+// RetryAfter is how long until the bucket has a token again.
+func (e *rateLimitError) RetryAfter() time.Duration { return e.retry }
+
+// KernelStart, Execution and Message let the other API edges (the Jupyter
+// API) spend the same per-user budgets, so a user has one limit whatever
+// API they use. The errors say which limit and when to retry (RetryAfter).
+func (s *Sessions) KernelStart(ctx context.Context, user string) error {
+	return s.limits.wait(ctx, user, limitKernelStarts, kernelStartMaxWait)
+}
+
+// Execution takes one execution token of user's.
+func (s *Sessions) Execution(user string) error { return s.limits.allow(user, limitExecutions) }
+
+// Message takes one client-message token of user's.
+func (s *Sessions) Message(user string) error { return s.limits.allow(user, limitMessages) }

@@ -65,6 +65,7 @@ type Kernels interface {
 type Limiter interface {
 	KernelStart(ctx context.Context, user string) error
 	Execution(user string) error
+	Message(user string) error
 }
 
 // API serves the Jupyter Server kernel API. Close ends its WebSocket

@@ -37,7 +37,9 @@ type conn struct {
 
 // replace closes a connection that a newer one of the same session
 // supersedes.
-func (c *conn) replace() { c.close(websocket.StatusNormalClosure, "replaced by a newer connection of the same session") }
+func (c *conn) replace() {
+	c.close(websocket.StatusNormalClosure, "replaced by a newer connection of the same session")
+}
 
 // close closes the WebSocket with a status and reason, once, then ends
 // the connection's goroutines. It waits for the close handshake (bounded
@@ -160,8 +162,12 @@ func (a *API) send(c *conn, h *hub, k *kernel.Kernel, inbound <-chan inMsg) {
 			a.shutdownRequest(c, k, in)
 			continue
 		}
-		if in.m.Type() == jmsg.ExecuteRequest && a.limits != nil {
-			if err := a.limits.Execution(c.user); err != nil {
+		if a.limits != nil {
+			err := a.limits.Message(c.user)
+			if err == nil && in.m.Type() == jmsg.ExecuteRequest {
+				err = a.limits.Execution(c.user)
+			}
+			if err != nil {
 				a.replyError(c, in, err.Error())
 				continue
 			}

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
@@ -213,12 +216,15 @@ func (a *API) start(w http.ResponseWriter, r *http.Request, spec string, env map
 	}
 	if a.limits != nil {
 		if err := a.limits.KernelStart(r.Context(), user); err != nil {
+			var ra interface{ RetryAfter() time.Duration }
+			if errors.As(err, &ra) {
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(ra.RetryAfter().Seconds())))))
+			}
 			writeError(w, http.StatusTooManyRequests, err.Error())
 			return nil, false
 		}
 	}
-	_ = a.kernelEnv(env) // ENV-TODO: StartOptions.Env
-	k, err := a.kernels.Start(r.Context(), kernel.StartOptions{Spec: spec, Owner: user})
+	k, err := a.kernels.Start(r.Context(), kernel.StartOptions{Spec: spec, Owner: user, Env: a.kernelEnv(env)})
 	switch {
 	case errors.Is(err, kernel.ErrQuota):
 		writeError(w, http.StatusForbidden, err.Error())

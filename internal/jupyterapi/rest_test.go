@@ -1,11 +1,14 @@
 package jupyterapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kernelgate/kernelgate/internal/kernel"
 )
@@ -171,5 +174,74 @@ func TestSessionsREST(t *testing.T) {
 	}
 	if code, _, _ := s.do(t, "alice", "GET", "/api/sessions/"+a.ID, ""); code != 404 {
 		t.Errorf("GET deleted session: %d; want 404", code)
+	}
+}
+
+// A start request's env reaches the kernel, filtered: KERNEL_* and the
+// allow-list only; a warm pool kernel gets it too.
+func TestStartEnv(t *testing.T) {
+	for _, pooled := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cold", true: "pooled"}[pooled], func(t *testing.T) {
+			s := newTestServer(t, func(k *kernel.Config, c *Config) {
+				c.AllowedEnv = []string{"TZ"}
+				k.Bootstrap = true
+				if pooled {
+					k.Pool = kernel.PoolConfig{Sizes: map[string]int{"python3": 1}}
+				}
+			})
+			if pooled {
+				waitFor(t, func() bool { return strings.Contains(s.mgr.PoolStatus(), "1/1") })
+			}
+			code, _, body := s.do(t, "alice", "POST", "/api/kernels",
+				`{"name":"python3","env":{"KERNEL_USERNAME":"lab-user","TZ":"UTC","LD_PRELOAD":"/evil.so","KERNELGATE_TOKEN":"x"}}`)
+			if code != 201 {
+				t.Fatalf("start: %d %s", code, body)
+			}
+			var m kernelModel
+			json.Unmarshal(body, &m)
+			c := s.connect(t, "alice", m.ID, newSession(), true)
+			reply, msgs := c.execute("import os\nprint([os.environ.get(k) for k in ('KERNEL_USERNAME', 'TZ', 'LD_PRELOAD', 'KERNELGATE_TOKEN')])")
+			if got := streamText(msgs, reply.ParentID()); got != "['lab-user', 'UTC', None, None]\n" {
+				t.Errorf("kernel environment %q; want KERNEL_USERNAME and TZ only", got)
+			}
+		})
+	}
+}
+
+// limitErr is what a limiter returns: a message and when to retry.
+type limitErr struct{ retry time.Duration }
+
+func (e limitErr) Error() string             { return "rate limit: too many executions for user \"alice\"" }
+func (e limitErr) RetryAfter() time.Duration { return e.retry }
+
+// refusing allows the first n executions and no kernel start.
+type refusing struct{ executions atomic.Int32 }
+
+func (r *refusing) KernelStart(context.Context, string) error {
+	return limitErr{1500 * time.Millisecond}
+}
+func (r *refusing) Message(string) error { return nil }
+func (r *refusing) Execution(string) error {
+	if r.executions.Add(1) > 1 {
+		return limitErr{time.Second}
+	}
+	return nil
+}
+
+func TestRateLimits(t *testing.T) {
+	s := newTestServer(t, nil)
+	k := s.startKernel(t, "alice")
+	s.api.limits = &refusing{}
+	code, hdr, body := s.do(t, "alice", "POST", "/api/kernels", "")
+	if code != http.StatusTooManyRequests || hdr.Get("Retry-After") != "2" || !strings.Contains(string(body), "rate limit") {
+		t.Errorf("start over the limit: %d Retry-After %q %s; want 429, Retry-After 2, the reason", code, hdr.Get("Retry-After"), body)
+	}
+	c := s.connect(t, "alice", k.ID, newSession(), false)
+	if r, _ := c.execute("1"); !strings.Contains(string(r.Content), `"ok"`) {
+		t.Fatalf("first execution: %s", r.Content)
+	}
+	r, _ := c.execute("2")
+	if !strings.Contains(string(r.Content), "rate limit") || !strings.Contains(string(r.Content), `"error"`) {
+		t.Errorf("execution over the limit: %s; want an error reply naming the rate limit", r.Content)
 	}
 }

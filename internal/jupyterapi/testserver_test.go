@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,6 +102,9 @@ type client struct {
 	ws      *websocket.Conn
 	v1      bool
 	session string
+	in      chan frame
+	done    chan struct{}
+	err     error // the read error, once the connection ended
 }
 
 func (s *testServer) connect(t *testing.T, user, kernelID, session string, v1 bool) *client {
@@ -117,10 +122,36 @@ func (s *testServer) connect(t *testing.T, user, kernelID, session string, v1 bo
 	if got := ws.Subprotocol(); (got == wsproto.SubprotocolV1) != v1 {
 		t.Fatalf("negotiated subprotocol %q with v1=%v", got, v1)
 	}
+	return newClient(t, ws, session, v1)
+}
+
+// newClient wraps a dialed connection. One goroutine reads it, so that a
+// wait for a message can time out without closing the socket (a read
+// whose context ends closes a coder/websocket connection).
+func newClient(t *testing.T, ws *websocket.Conn, session string, v1 bool) *client {
 	ws.SetReadLimit(256 << 20)
-	c := &client{t: t, ws: ws, v1: v1, session: session}
-	t.Cleanup(func() { ws.CloseNow() })
+	c := &client{t: t, ws: ws, v1: v1, session: session, in: make(chan frame, 1024), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for {
+			typ, data, err := ws.Read(context.Background())
+			c.in <- frame{typ, data, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		ws.CloseNow()
+		<-c.done
+	})
 	return c
+}
+
+type frame struct {
+	typ  websocket.MessageType
+	data []byte
+	err  error
 }
 
 // request builds a client request.
@@ -235,13 +266,21 @@ func splitV1(t *testing.T, data []byte) [][]byte {
 
 // next reads the next message within d.
 func (c *client) next(d time.Duration) (received, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	typ, data, err := c.ws.Read(ctx)
-	if err != nil {
-		return received{}, err
+	if c.err != nil {
+		return received{}, c.err
 	}
-	return decodeServerFrame(c.t, c.v1, typ, data), nil
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case f := <-c.in:
+		if f.err != nil {
+			c.err = f.err
+			return received{}, f.err
+		}
+		return decodeServerFrame(c.t, c.v1, f.typ, f.data), nil
+	case <-t.C:
+		return received{}, fmt.Errorf("no message within %v", d)
+	}
 }
 
 // until reads messages until stop says so, failing after the deadline.
@@ -314,3 +353,21 @@ func streamText(msgs []received, parent string) string {
 }
 
 func newSession() string { return uuid.NewString() }
+
+// syncBuffer collects a child process's output for the failure log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

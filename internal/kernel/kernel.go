@@ -73,6 +73,9 @@ type Kernel struct {
 	journal *Journal
 	session string // the gateway's Jupyter session id for requests it sends
 	dir     string // runtime dir: connection files, ipc sockets, work dir
+	// extraEnv is the start request's environment (guarded by mu): every
+	// incarnation starts with it.
+	extraEnv map[string]string
 
 	cmds    chan command
 	started chan struct{} // closed when the first incarnation is ready or failed
@@ -360,7 +363,10 @@ func (k *Kernel) launch(ctx context.Context, n int) (*incarnation, error) {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 	}
-	env := append(append([]string{}, k.cfg.Env...), envList(k.spec.Env)...)
+	k.mu.Lock()
+	extra := k.extraEnv
+	k.mu.Unlock()
+	env := append(append(append([]string{}, k.cfg.Env...), envList(k.spec.Env)...), envList(extra)...)
 	cmd := supervisor.Command(argv, filepath.Join(k.dir, "work"), env)
 	release() // the kernel binds the ports now
 	proc, err := supervisor.Start(ctx, cmd, supervisor.Options{

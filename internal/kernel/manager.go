@@ -134,6 +134,10 @@ func (nopPoolMetrics) PoolRefillFailed(string) {}
 type StartOptions struct {
 	Spec  string // kernelspec name; empty means the default
 	Owner string // the user the kernel belongs to (quotas count per owner)
+	// Env is added to the kernel's environment (the API edges filter what
+	// a client may set). A warm Python kernel gets it in os.environ, as it
+	// is already running.
+	Env map[string]string
 }
 
 // Manager starts, finds and stops kernels. Close stops them all.
@@ -206,17 +210,24 @@ func (m *Manager) StartInfo(ctx context.Context, opts StartOptions) (*Kernel, St
 	if !ok {
 		return nil, StartResult{}, fmt.Errorf("no such kernelspec %q: %w", name, ErrNotFound)
 	}
-	if m.pool != nil && m.pool.serves(name) {
+	_, isPython := spec.Python()
+	if m.pool != nil && m.pool.serves(name) && (len(opts.Env) == 0 || isPython && m.cfg.Bootstrap) {
 		k, err := m.handOut(name, opts.Owner)
 		if err != nil {
 			return nil, StartResult{}, err
+		}
+		if k != nil && len(opts.Env) > 0 {
+			if err := k.setEnv(ctx, opts.Env); err != nil {
+				m.Shutdown(context.WithoutCancel(ctx), k.id)
+				return nil, StartResult{}, err
+			}
 		}
 		if k != nil {
 			m.log.Info("kernel handed out from the warm pool", "kernel_id", k.id, "spec", name)
 			return k, StartResult{Pooled: true, Took: time.Since(began)}, nil
 		}
 	}
-	k, err := m.launch(ctx, name, spec, opts.Owner, false)
+	k, err := m.launch(ctx, name, spec, opts.Owner, false, opts.Env)
 	if err != nil {
 		return nil, StartResult{}, err
 	}
@@ -254,12 +265,13 @@ func (m *Manager) handOut(name, owner string) (*Kernel, error) {
 // launch starts a kernel process and waits until it is ready. A kernel for
 // a user (pooled false) is counted against the quotas and listed from the
 // moment it is asked for; a pool kernel is neither until handed out.
-func (m *Manager) launch(ctx context.Context, name string, spec kernelspec.Spec, owner string, pooled bool) (*Kernel, error) {
+func (m *Manager) launch(ctx context.Context, name string, spec kernelspec.Spec, owner string, pooled bool, env map[string]string) (*Kernel, error) {
 	id := uuid.NewString()
 	k, err := newKernel(id, spec, m.cfg, m.log, m.metrics, m.ports)
 	if err != nil {
 		return nil, err
 	}
+	k.extraEnv = env
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -91,4 +92,29 @@ func (k *Kernel) WaitReady(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// setEnv sets variables in a running Python kernel's os.environ, for a warm
+// kernel handed out to a start request that carries an environment. A
+// restart starts the process with them (extraEnv).
+func (k *Kernel) setEnv(ctx context.Context, env map[string]string) error {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	lit, err := json.Marshal(string(b))
+	if err != nil {
+		return err
+	}
+	res, err := k.Evaluate(ctx, map[string]string{"env": "__import__('os').environ.update(__import__('json').loads(" + string(lit) + ")) or 0"})
+	if err != nil {
+		return fmt.Errorf("set the environment of kernel %s: %w", k.id, err)
+	}
+	if r := res["env"]; r.Status != "ok" {
+		return fmt.Errorf("set the environment of kernel %s: %s: %s", k.id, r.Ename, r.Evalue)
+	}
+	k.mu.Lock()
+	k.extraEnv = env
+	k.mu.Unlock()
+	return nil
 }

@@ -299,7 +299,7 @@ func (p *pool) discard(k *Kernel) {
 // fill starts one kernel of spec, preloads it and adds it to the pool.
 func (p *pool) fill(name string) error {
 	spec := p.m.specs[name]
-	k, err := p.m.launch(p.ctx, name, spec, "", true)
+	k, err := p.m.launch(p.ctx, name, spec, "", true, nil)
 	if err != nil {
 		return err
 	}
