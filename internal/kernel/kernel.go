@@ -547,19 +547,34 @@ type ExprResult struct {
 // execute of the gateway's own: no output, no execution count, nothing in
 // the journal. The bootstrap helpers (variables, datasets) are called so.
 func (k *Kernel) Evaluate(ctx context.Context, exprs map[string]string) (map[string]ExprResult, error) {
-	r, err := k.Call(ctx, jmsg.Shell, jmsg.ExecuteRequest, jmsg.ExecuteRequestContent{Silent: true, UserExpressions: exprs})
-	if err != nil {
-		return nil, err
+	// ipykernel answers "aborted" to requests that reach it while it
+	// clears its queue after a stop_on_error failure (an interrupt, an
+	// exception); the window closes on its next loop turn, so ask again.
+	for attempt := 1; ; attempt++ {
+		r, err := k.Call(ctx, jmsg.Shell, jmsg.ExecuteRequest, jmsg.ExecuteRequestContent{Silent: true, UserExpressions: exprs})
+		if err != nil {
+			return nil, err
+		}
+		var c struct {
+			jmsg.ExecuteReplyContent
+			UserExpressions map[string]ExprResult `json:"user_expressions"`
+		}
+		if err := r.Decode(&c); err != nil {
+			return nil, fmt.Errorf("decode execute_reply: %w", err)
+		}
+		switch {
+		case c.Status == "ok":
+			return c.UserExpressions, nil
+		case c.Status == "aborted" && attempt < 5:
+			select {
+			case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		case c.Status == "aborted":
+			return nil, errors.New("evaluate: the kernel aborted the request (it was clearing its queue after an error)")
+		default:
+			return nil, fmt.Errorf("evaluate: %s: %s", c.Ename, c.Evalue)
+		}
 	}
-	var c struct {
-		jmsg.ExecuteReplyContent
-		UserExpressions map[string]ExprResult `json:"user_expressions"`
-	}
-	if err := r.Decode(&c); err != nil {
-		return nil, fmt.Errorf("decode execute_reply: %w", err)
-	}
-	if c.Status != "ok" {
-		return nil, fmt.Errorf("evaluate: %s: %s", c.Ename, c.Evalue)
-	}
-	return c.UserExpressions, nil
 }

@@ -690,3 +690,58 @@ func TestManager_Quotas(t *testing.T) {
 		t.Fatalf("ann after shutting one down: %v", err)
 	}
 }
+
+// ipykernel aborts requests that arrive right after an error of a
+// stop_on_error execution ("aborted", no ename); the gateway's own
+// Evaluate must not fail on that window.
+func TestEvaluateRightAfterAnError(t *testing.T) {
+	m := newManager(t, nil)
+	k := startKernel(t, m)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 6 {
+		interrupt := i%2 == 1
+		code := "x = 1\n1/0"
+		if interrupt {
+			code = "x = 1\nimport time\nprint('sleeping', flush=True)\ntime.sleep(60)"
+		}
+		ex, err := k.Execute(ctx, kernel.ExecuteRequest{Code: code, StopOnError: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if interrupt {
+			waitOutput(t, k, ex, "sleeping")
+			if err := k.Interrupt(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		<-ex.Done()
+		res, err := k.Evaluate(ctx, map[string]string{"x": "x + 1"})
+		if err != nil {
+			t.Fatalf("round %d: Evaluate right after an error: %v", i, err)
+		}
+		if got := string(res["x"].Data["text/plain"]); got != `"2"` {
+			t.Fatalf("round %d: x + 1 = %s", i, got)
+		}
+	}
+}
+
+// waitOutput waits until ex has printed text.
+func waitOutput(t *testing.T, k *kernel.Kernel, ex *kernel.Execution, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pos := ex.After
+	for {
+		evs, err := k.Journal().Read(ctx, pos, 0)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", text, err)
+		}
+		for _, e := range evs {
+			pos = e.Seq
+			if e.Msg != nil && e.Msg.ParentID() == ex.ID && e.Msg.Type() == jmsg.Stream && strings.Contains(string(e.Msg.Content), text) {
+				return
+			}
+		}
+	}
+}
