@@ -125,6 +125,18 @@ func (a *API) Close() {
 	a.wg.Wait()
 }
 
+// track counts a connection in the API's wait group, unless the API is
+// closed: Add never races with Close's Wait.
+func (a *API) track() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
+	a.wg.Add(1)
+	return true
+}
+
 // Register adds the routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api", a.version)

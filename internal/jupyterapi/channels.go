@@ -66,6 +66,11 @@ func (a *API) channels(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
 		return
 	}
+	if !a.track() {
+		writeError(w, http.StatusServiceUnavailable, "server is shutting down")
+		return
+	}
+	defer a.wg.Done()
 	session := r.URL.Query().Get("session_id")
 	if session == "" {
 		session = uuid.NewString()
@@ -81,8 +86,6 @@ func (a *API) channels(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(a.ctx)
 	c := &conn{ws: ws, session: session, v1: ws.Subprotocol() == wsproto.SubprotocolV1, user: a.user(r),
 		ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	a.wg.Add(1)
-	defer a.wg.Done()
 	defer close(c.done)
 	defer c.close(websocket.StatusNormalClosure, "")
 	start := h.attach(c)

@@ -81,7 +81,7 @@ type sessionModel struct {
 // when its kernel is gone, as Jupyter Server does.
 func (a *API) live(s session) (sessionModel, bool) {
 	k, err := a.kernels.Get(s.KernelID)
-	if err != nil || k.Info().State == kernel.Dead && isDone(k) {
+	if err != nil || isDone(k) {
 		a.sessions.remove(s.ID)
 		return sessionModel{}, false
 	}
