@@ -159,9 +159,9 @@ func Middleware(next http.Handler, tokens Authenticator, open ...string) http.Ha
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kernelgate"`)
 			status := http.StatusUnauthorized
-			if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-				// Jupyter's convention for WebSocket upgrades without a
-				// user (@ws_authenticated); clients expect it.
+			if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && strings.HasPrefix(r.URL.Path, "/api/kernels/") {
+				// Jupyter's convention for its kernel channels: an upgrade
+				// without a user is refused with 403 (@ws_authenticated).
 				status = http.StatusForbidden
 			}
 			w.WriteHeader(status)

@@ -472,8 +472,13 @@ func (p *notebookPage) setCells(codes []string) {
 func (p *notebookPage) run(i int, code string) {
 	p.t.Helper()
 	p.setCode(i, code)
+	runs, err := chromedp.Run(p.ctx, chromedp.Evaluate[int](fmt.Sprintf(`Number(cell(%d).dataset.runs || 0)`, i)))
+	if err != nil {
+		p.t.Fatal(err)
+	}
 	p.key(kb.Enter, chromedp.ModifierCtrl)
-	p.wait(fmt.Sprintf("cell %d to start", i), fmt.Sprintf(`cell(%d).dataset.state !== 'idle' && cell(%d).dataset.state !== 'done'`, i, i))
+	// A new run, whatever its state now: a quick cell may be done already.
+	p.wait(fmt.Sprintf("cell %d to start", i), fmt.Sprintf(`Number(cell(%d).dataset.runs || 0) > %d`, i, runs))
 }
 
 // key types keys. A special key is one press whose text comes with its

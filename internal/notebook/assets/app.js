@@ -372,6 +372,7 @@
     if (!cell.ta.value.trim()) return;
     const runId = `${cell.id}.${++cell.runN}`;
     cell.runId = runId;
+    cell.el.dataset.runs = String(cell.runN);  // tests tell runs apart by it
     cell.clear();
     cell.setState('queued');
     const msg = {type: 'execute', cell_id: runId, code: cell.ta.value, language: 'python', streaming: false};
