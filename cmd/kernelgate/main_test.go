@@ -22,6 +22,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/coder/websocket/wsjson"
+	"github.com/kernelgate/kernelgate/internal/jmsg"
+	"github.com/kernelgate/kernelgate/internal/wsproto"
 
 	"github.com/kernelgate/kernelgate/internal/sandbox"
 )
@@ -463,6 +465,61 @@ func TestServe_TokensAndUserIsolation(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
+
+	// One kernel, two APIs: the kernel of alice's /api/execute session is
+	// hers in the Jupyter API (bob's list lacks it) and keeps its state there.
+	kernels := func(token string) []map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url+"/api/kernels", nil)
+		req.Header.Set("Authorization", "token "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var list []map[string]any
+		json.NewDecoder(resp.Body).Decode(&list)
+		return list
+	}
+	if got := kernels(bob); len(got) != 1 {
+		t.Fatalf("bob's /api/kernels: %v; want his one session kernel only", got)
+	}
+	aliceKernels := kernels(alice)
+	if len(aliceKernels) != 1 {
+		t.Fatalf("alice's /api/kernels: %v; want her session's kernel", aliceKernels)
+	}
+	kid := aliceKernels[0]["id"].(string)
+	jc, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/api/kernels/"+kid+"/channels?session_id=lab", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"token " + alice}}})
+	if err != nil {
+		t.Fatalf("alice's channels: %v", err)
+	}
+	defer jc.CloseNow()
+	req, _ := jmsg.New(jmsg.ExecuteRequest, "lab", "alice", nil, jmsg.ExecuteRequestContent{Code: "print(secret)", UserExpressions: map[string]string{}})
+	frame, _, _ := wsproto.EncodeLegacy(jmsg.Shell, req)
+	if err := jc.Write(ctx, websocket.MessageText, frame); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, data, err := jc.Read(ctx)
+		if err != nil {
+			t.Fatalf("reading alice's channels: %v", err)
+		}
+		var m struct {
+			MsgType string          `json:"msg_type"`
+			Parent  jmsg.Header     `json:"parent_header"`
+			Content json.RawMessage `json:"content"`
+		}
+		json.Unmarshal(data, &m)
+		if m.Parent.MsgID == req.Header.MsgID && m.MsgType == jmsg.Stream {
+			if !strings.Contains(string(m.Content), `"alice\n"`) {
+				t.Fatalf("through the Jupyter API the session's kernel printed %s; want alice's variable", m.Content)
+			}
+			break
+		}
+	}
+	if _, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/api/kernels/"+kid+"/channels", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"token " + bob}}}); err == nil || resp == nil || resp.StatusCode != 404 {
+		t.Fatalf("bob opening alice's kernel channels: %v %v; want 404", resp, err)
+	}
 	wsURL := "ws" + strings.TrimPrefix(url, "http") + "/ws"
 	if _, resp, err := websocket.Dial(ctx, wsURL, nil); err == nil || resp == nil || resp.StatusCode != 401 {
 		t.Fatalf("websocket without token: %v %v", resp, err)
