@@ -38,6 +38,11 @@ type Config struct {
 	// MaxOfflineSessions bounds the journal positions kept for clients that
 	// disconnected, per kernel.
 	MaxOfflineSessions int
+	// CullIdleTimeout shuts down kernels started through this API that are
+	// idle with no connection for this long (0: never). CullInterval is how
+	// often they are checked.
+	CullIdleTimeout time.Duration
+	CullInterval    time.Duration
 }
 
 // DefaultConfig returns the defaults documented in docs/jupyter.md.
@@ -48,6 +53,8 @@ func DefaultConfig() Config {
 		WriteTimeout:       10 * time.Second,
 		KernelReadyTimeout: 60 * time.Second,
 		MaxOfflineSessions: 64,
+		CullIdleTimeout:    time.Hour,
+		CullInterval:       time.Minute,
 	}
 }
 
@@ -83,10 +90,11 @@ type API struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // connections and hub watchers
 
-	mu       sync.Mutex // guards hubs and closed
-	hubs     map[string]*hub
-	closed   bool
-	sessions *sessions
+	mu          sync.Mutex // guards hubs, closed and startedHere
+	hubs        map[string]*hub
+	closed      bool
+	startedHere map[string]struct{} // kernels started through this API, for the culler
+	sessions    *sessions
 }
 
 // New returns the API. user names the caller of a request; admin, when not
@@ -111,9 +119,17 @@ func New(cfg Config, kernels Kernels, user func(*http.Request) string, admin fun
 	if admin == nil {
 		admin = func(*http.Request) bool { return false }
 	}
+	if cfg.CullInterval <= 0 {
+		cfg.CullInterval = def.CullInterval
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &API{cfg: cfg, kernels: kernels, user: user, admin: admin, limits: limits, log: log,
-		started: time.Now(), ctx: ctx, cancel: cancel, hubs: make(map[string]*hub), sessions: newSessions()}
+	a := &API{cfg: cfg, kernels: kernels, user: user, admin: admin, limits: limits, log: log,
+		started: time.Now(), ctx: ctx, cancel: cancel, hubs: make(map[string]*hub),
+		startedHere: make(map[string]struct{}), sessions: newSessions()}
+	if cfg.CullIdleTimeout > 0 {
+		a.wg.Go(a.cull)
+	}
+	return a
 }
 
 // Close ends every WebSocket connection and waits for the goroutines.

@@ -233,6 +233,7 @@ func (a *API) start(w http.ResponseWriter, r *http.Request, spec string, env map
 		writeError(w, http.StatusInternalServerError, "Exception starting kernel: "+err.Error())
 		return nil, false
 	}
+	a.noteStarted(k.ID())
 	return k, true
 }
 

@@ -245,3 +245,21 @@ func TestRateLimits(t *testing.T) {
 		t.Errorf("execution over the limit: %s; want an error reply naming the rate limit", r.Content)
 	}
 }
+
+// An idle kernel with no connection is culled; a connected one is not.
+func TestCullIdle(t *testing.T) {
+	s := newTestServer(t, func(_ *kernel.Config, c *Config) {
+		c.CullIdleTimeout = 300 * time.Millisecond
+		c.CullInterval = 50 * time.Millisecond
+	})
+	watched := s.startKernel(t, "alice")
+	s.connect(t, "alice", watched.ID, newSession(), true)
+	waitFor(t, func() bool { return s.api.connections(watched.ID) == 1 })
+	lonely := s.startKernel(t, "alice")
+	waitFor(t, func() bool { code, _, _ := s.do(t, "alice", "GET", "/api/kernels/"+lonely.ID, ""); return code == 404 })
+	// The culler visits every kernel on each pass, and the connected one
+	// has been idle longer than the culled one: it was seen and kept.
+	if code, _, _ := s.do(t, "alice", "GET", "/api/kernels/"+watched.ID, ""); code != 200 {
+		t.Errorf("the connected kernel was culled: %d", code)
+	}
+}
