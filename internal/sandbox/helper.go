@@ -59,6 +59,10 @@ type helperSpec struct {
 	// not search Dir's ancestors on the host, and sees none of Dir's
 	// siblings.
 	Hide string `json:"hide,omitempty"`
+	// Seccomp, if set, has the helper pass the seccomp filter (see
+	// seccompFilter) to the command, which must be bwrap, as
+	// "--seccomp <fd>" right after argv[0].
+	Seccomp bool `json:"seccomp,omitempty"`
 }
 
 type rlimitSpec struct {
@@ -238,6 +242,19 @@ func runHelper(args []string) error {
 	// the kernel.
 	if err := cloexecFrom(3); err != nil {
 		return fmt.Errorf("mark fds close-on-exec: %w", err)
+	}
+	if spec.Seccomp {
+		// The one fd bwrap inherits; it reads the filter and closes it
+		// before it starts the kernel.
+		prog, err := seccompFilter()
+		if err != nil {
+			return err
+		}
+		fd, err := seccompFile(filterBytes(prog), 0)
+		if err != nil {
+			return err
+		}
+		argv = append([]string{argv[0], "--seccomp", strconv.Itoa(fd)}, argv[1:]...)
 	}
 	// bwrap sets no_new_privs for the sandboxed process itself; setting it
 	// here as well means nothing exec'd from here can gain privileges.

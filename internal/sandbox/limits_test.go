@@ -37,7 +37,7 @@ func TestTmpAndFileSizeDefaults(t *testing.T) {
 			if tt.wantFile == 0 && strings.Contains(s.Status(), "files up to") || tt.wantTmp == 0 && strings.Contains(s.Status(), "tmpfs ") {
 				t.Errorf("Status() = %q claims a limit that is off", s.Status())
 			}
-			args := s.baseArgs(s.def)
+			args := s.baseArgs(s.def, s.p.UID, s.p.GID)
 			sizes := 0
 			for i, a := range args {
 				if a == "--size" {

@@ -79,6 +79,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Policy is what a sandbox allows a kernel. Zero values mean "no limit" (or
@@ -107,6 +109,21 @@ type Policy struct {
 	// own files the kernel should not read: a dedicated, otherwise unused id
 	// is best.
 	UID, GID int
+	// UIDs is how many consecutive ids from UID (and from GID) kernels get,
+	// one of its own for each kernel that runs or may restart (see idPool);
+	// a kernel gets UID+i and GID+i. 0 or 1: every kernel is UID:GID. Only
+	// a root gateway can switch users, so without root it is ignored.
+	UIDs int
+	// NoSeccomp turns off the seccomp filter (see seccomp.go), which is on
+	// where the machine supports it.
+	NoSeccomp bool
+	// WorkBytes, if positive, makes the kernel's work dir (its cwd and HOME)
+	// a tmpfs of that size inside the sandbox instead of the kernel dir's
+	// work/ on the host's disk: a kernel that fills it gets ENOSPC, however
+	// many files it writes, and its pages count against MemoryBytes. Its
+	// files are lost when the kernel's process ends, restarts included.
+	// 0: the work dir is on the host's disk, bounded per file only.
+	WorkBytes int64
 	// TmpBytes is the size of each tmpfs the kernel may write (/tmp,
 	// /dev/shm and, without Network, /run); a write past it fails with
 	// ENOSPC. Their pages also count against MemoryBytes, so a size below
@@ -181,6 +198,8 @@ func (p Policy) check() error {
 		return fmt.Errorf("tmpfs size %d bytes is too small (at least 1 MiB)", p.TmpBytes)
 	case p.FileBytes > 0 && p.FileBytes < 1<<20:
 		return fmt.Errorf("file size limit %d bytes is too small for a kernel to start (at least 1 MiB)", p.FileBytes)
+	case p.WorkBytes < 0 || p.WorkBytes > 0 && p.WorkBytes < 1<<20:
+		return fmt.Errorf("work dir size %d bytes: want 0 (on disk) or at least 1 MiB", p.WorkBytes)
 	}
 	return nil
 }
@@ -237,6 +256,12 @@ type Sandbox struct {
 
 	memMu sync.Mutex
 	mem   map[string]int64 // memory limit by kernel id, for MemoryLimitHit
+
+	idMu sync.Mutex
+	ids  *idPool // the kernels' uids and gids, by kernel dir
+
+	seccomp    bool   // kernels get the seccomp filter
+	seccompOff string // why they do not, when the policy asked for it
 }
 
 // New checks the machine once: that bwrap runs with the policy's
@@ -260,6 +285,10 @@ func New(p Policy) (*Sandbox, error) {
 		return nil, fmt.Errorf("sandbox: bwrap path %q is not absolute", p.Bwrap)
 	case p.UID < 0 || p.GID < 0:
 		return nil, fmt.Errorf("sandbox: uid/gid %d/%d must be positive", p.UID, p.GID)
+	case p.UIDs < 0 || p.UIDs > 1<<20:
+		return nil, fmt.Errorf("sandbox: %d kernel uids: want 0 to %d", p.UIDs, 1<<20)
+	case int64(p.UID)+int64(max(p.UIDs, 1)) > 1<<31 || int64(p.GID)+int64(max(p.UIDs, 1)) > 1<<31:
+		return nil, fmt.Errorf("sandbox: uid/gid range from %d/%d of %d ids is out of range", p.UID, p.GID, p.UIDs)
 	}
 	if err := p.check(); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -269,7 +298,11 @@ func New(p Policy) (*Sandbox, error) {
 		return nil, fmt.Errorf("sandbox: find own binary for the helper: %w", err)
 	}
 	s := &Sandbox{p: p, self: self, root: os.Geteuid() == 0, def: resolve(p.ForSpec("")),
-		specs: make(map[string]*limits, len(p.Specs)), mem: make(map[string]int64)}
+		specs: make(map[string]*limits, len(p.Specs)), mem: make(map[string]int64),
+		ids: newIDPool(p.UID, max(p.UIDs, 1))}
+	if !s.root {
+		s.ids = newIDPool(p.UID, 1)
+	}
 	if _, ok := p.Specs[""]; ok {
 		return nil, errors.New("sandbox: limits for a kernelspec without a name")
 	}
@@ -279,6 +312,21 @@ func New(p Policy) (*Sandbox, error) {
 			return nil, fmt.Errorf("sandbox: kernelspec %q: %w", name, err)
 		}
 		s.specs[name] = resolve(sp)
+	}
+	if !p.NoSeccomp {
+		s.seccomp = true
+		if _, err := seccompFilter(); err != nil {
+			s.seccomp, s.seccompOff = false, err.Error()
+		} else if err := s.probeAll(); err != nil {
+			// A kernel without seccomp filters, or a bwrap that refuses
+			// --seccomp: confined all the same, and said so in Status.
+			s.seccomp = false
+			if s.probeAll() == nil {
+				s.seccompOff = fmt.Sprintf("%s refused the filter: %v", p.Bwrap, err)
+			} else {
+				s.seccomp = true // something else is wrong: see below
+			}
+		}
 	}
 	if err := s.probeAll(); err != nil {
 		size := s.def.tmpBytes
@@ -327,7 +375,7 @@ func (s *Sandbox) limitsFor(spec string) *limits {
 func (s *Sandbox) probeAll() error {
 	done := map[string]bool{}
 	for _, l := range s.all() {
-		key := strings.Join(s.baseArgs(l), "\x00")
+		key := strings.Join(s.baseArgs(l, s.p.UID, s.p.GID), "\x00")
 		if done[key] {
 			continue
 		}
@@ -358,9 +406,12 @@ func (s *Sandbox) describe() string {
 		net = "network shared"
 	}
 	on = append(on, "namespaces ("+net+")")
-	if s.root {
+	switch {
+	case s.root && s.ids.n > 1:
+		on = append(on, fmt.Sprintf("users %d-%d:%d-%d, one per kernel", s.p.UID, s.p.UID+s.ids.n-1, s.p.GID, s.p.GID+s.ids.n-1))
+	case s.root:
 		on = append(on, fmt.Sprintf("user %d:%d", s.p.UID, s.p.GID))
-	} else {
+	default:
 		on = append(on, fmt.Sprintf("user %d:%d inside, the gateway's uid %d outside (not root, cannot switch users)", s.p.UID, s.p.GID, os.Geteuid()))
 	}
 	var off []string
@@ -391,6 +442,11 @@ func (s *Sandbox) describe() string {
 	if s.tmpUnsized != "" {
 		off = append(off, s.tmpUnsized)
 	}
+	if s.seccomp {
+		on = append(on, "seccomp filter")
+	} else if !s.p.NoSeccomp {
+		off = append(off, "seccomp ("+s.seccompOff+")")
+	}
 	on = append(on, "no core dumps")
 	st := "sandbox on: " + strings.Join(on, ", ")
 	for _, name := range slices.Sorted(maps.Keys(s.specs)) {
@@ -418,7 +474,7 @@ func (s *Sandbox) describeSpec(name string) string {
 	if l.p.CPUQuota != d.p.CPUQuota {
 		out = append(out, describeCPU(l.p.CPUQuota))
 	}
-	if l.p.NoFile != d.p.NoFile || l.fileBytes != d.fileBytes || l.tmpBytes != d.tmpBytes {
+	if l.p.NoFile != d.p.NoFile || l.fileBytes != d.fileBytes || l.tmpBytes != d.tmpBytes || l.p.WorkBytes != d.p.WorkBytes {
 		out = append(out, l.describeRlimitsAndTmp(true)...)
 	}
 	if len(out) == 0 {
@@ -470,6 +526,12 @@ func (l *limits) describeRlimitsAndTmp(all bool) []string {
 	case all:
 		out = append(out, "tmpfs unsized")
 	}
+	switch {
+	case l.p.WorkBytes > 0:
+		out = append(out, "work dir a tmpfs of "+formatBytes(l.p.WorkBytes))
+	case all:
+		out = append(out, "work dir on disk")
+	}
 	return out
 }
 
@@ -519,7 +581,17 @@ func (s *Sandbox) Wrap(id, spec string, argv []string, dir string) (wrapped []st
 		return nil, nil, errors.New("sandbox: empty command")
 	}
 	l := s.limitsFor(spec)
-	mounts, hide, err := s.mountArgs(l, dir, argv[0])
+	uid, gid, err := s.leaseID(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sandbox: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.releaseID(dir)
+		}
+	}()
+	mounts, hide, err := s.mountArgs(l, dir, argv[0], uid, gid)
 	if err != nil {
 		return nil, nil, fmt.Errorf("sandbox: %w", err)
 	}
@@ -531,8 +603,12 @@ func (s *Sandbox) Wrap(id, spec string, argv []string, dir string) (wrapped []st
 		return nil, nil, fmt.Errorf("sandbox: %s is not a directory", work)
 	}
 
-	bw := append([]string{s.p.Bwrap}, s.baseArgs(l)...)
+	bw := append([]string{s.p.Bwrap}, s.baseArgs(l, uid, gid)...)
 	bw = append(bw, mounts...)
+	if l.p.WorkBytes > 0 {
+		bw = append(bw, "--perms", "0700", "--size", strconv.FormatInt(l.p.WorkBytes, 10), "--tmpfs", work)
+	}
+	bw = append(bw, sealArgs()...)
 	bw = append(bw,
 		"--chdir", work,
 		"--setenv", "HOME", work,
@@ -548,10 +624,11 @@ func (s *Sandbox) Wrap(id, spec string, argv []string, dir string) (wrapped []st
 		hs.Rlimits = append(hs.Rlimits, rlimitSpec{Resource: "FSIZE", Soft: l.fileBytes, Hard: l.fileBytes})
 	}
 	if s.root {
-		hs.User = &userSpec{UID: s.p.UID, GID: s.p.GID}
+		hs.User = &userSpec{UID: uid, GID: gid}
 		hs.Dir = dir
 		hs.Hide = hide
 	}
+	hs.Seccomp = s.seccomp
 
 	cgs, err := s.createKernelCgroups(id, l)
 	if err != nil {
@@ -575,14 +652,41 @@ func (s *Sandbox) Wrap(id, spec string, argv []string, dir string) (wrapped []st
 			s.memMu.Lock()
 			delete(s.mem, id)
 			s.memMu.Unlock()
+			s.releaseID(dir)
 		})
 	}
+	ok = true
 	return append([]string{s.self, Helper}, args...), release, nil
 }
 
+// leaseID returns the uid and gid of the kernel whose dir is dir (see
+// idPool); releaseID gives them back once its process is gone.
+func (s *Sandbox) leaseID(dir string) (uid, gid int, err error) {
+	if s.ids.n == 1 {
+		return s.p.UID, s.p.GID, nil // one id that every kernel shares
+	}
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	off, err := s.ids.acquire(dir, func(d string) bool {
+		_, err := os.Lstat(d)
+		return errors.Is(err, fs.ErrNotExist)
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return s.p.UID + off, s.p.GID + off, nil
+}
+
+func (s *Sandbox) releaseID(dir string) {
+	s.idMu.Lock()
+	defer s.idMu.Unlock()
+	s.ids.release(dir)
+}
+
 // baseArgs are the bwrap options that do not depend on the kernel's dir:
-// the namespaces, the user, and the mounts every sandbox of limits l has.
-func (s *Sandbox) baseArgs(l *limits) []string {
+// the namespaces, the user (uid:gid), and the mounts every sandbox of
+// limits l has.
+func (s *Sandbox) baseArgs(l *limits, uid, gid int) []string {
 	a := []string{"--unshare-all"}
 	if l.p.Network {
 		a = append(a, "--share-net")
@@ -590,7 +694,7 @@ func (s *Sandbox) baseArgs(l *limits) []string {
 	a = append(a,
 		// --unshare-all only tries the user namespace; require it.
 		"--unshare-user", "--disable-userns",
-		"--uid", strconv.Itoa(s.p.UID), "--gid", strconv.Itoa(s.p.GID),
+		"--uid", strconv.Itoa(uid), "--gid", strconv.Itoa(gid),
 		"--die-with-parent", "--new-session",
 		"--ro-bind", "/", "/",
 		"--dev", "/dev",
@@ -598,9 +702,38 @@ func (s *Sandbox) baseArgs(l *limits) []string {
 	)
 	a = append(a, l.tmpfs("1777", "/tmp")...)
 	a = append(a, l.tmpfs("1777", "/dev/shm")...)
-	if !l.p.Network {
-		// Host services' unix sockets (D-Bus, databases) live here.
-		a = append(a, l.tmpfs("", "/run")...)
+	// Host services' unix sockets (D-Bus, systemd, databases) live in /run
+	// (and /var/run, a symlink to it): the network namespace does not
+	// cover sockets in the file system.
+	a = append(a, l.tmpfs("", "/run")...)
+	if l.p.Network {
+		// A resolv.conf that is a symlink into /run (systemd-resolved)
+		// must still resolve.
+		if t, err := filepath.EvalSymlinks("/etc/resolv.conf"); err == nil && t != "/etc/resolv.conf" && under(t, "/run") {
+			a = append(a, "--ro-bind-try", t, t)
+		}
+	}
+	// /var/tmp is shared by every user of the host and may hold their
+	// files and sockets: an empty, read-only dir instead (it was read-only
+	// before too).
+	if fi, err := os.Lstat("/var/tmp"); err == nil && fi.IsDir() {
+		a = append(a, "--perms", "0755", "--tmpfs", "/var/tmp")
+	}
+	// The host's /sys lists every kernel's cgroup (named after its kernel
+	// dir) with its counters, the network devices and more. Only the CPU
+	// topology comes back (os.cpu_count, OpenBLAS and numpy read it).
+	a = append(a, "--perms", "0755", "--tmpfs", "/sys",
+		"--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu")
+	return a
+}
+
+// sealArgs make the empty stand-ins for /var/tmp and /sys read-only; they
+// come after every other mount, since bwrap may have to create a kernel
+// dir's mount point in them.
+func sealArgs() []string {
+	a := []string{"--remount-ro", "/sys"}
+	if fi, err := os.Lstat("/var/tmp"); err == nil && fi.IsDir() {
+		a = append(a, "--remount-ro", "/var/tmp")
 	}
 	return a
 }
@@ -621,11 +754,7 @@ func (l *limits) tmpfs(perms, path string) []string {
 // hiddenRoots are the host paths a sandbox of limits l replaces with empty
 // mounts.
 func (l *limits) hiddenRoots() []string {
-	h := []string{"/tmp", "/dev", "/proc"}
-	if !l.p.Network {
-		h = append(h, "/run")
-	}
-	return h
+	return []string{"/tmp", "/dev", "/proc", "/run", "/var/tmp", "/sys"}
 }
 
 // mountArgs returns the bwrap options that make dir, and only dir, of the
@@ -639,7 +768,7 @@ func (l *limits) hiddenRoots() []string {
 // it becomes the sandbox user, because bwrap then runs as that user and must
 // be able to resolve dir. Without root, bwrap runs as the gateway's user,
 // which can reach dir, and hides it itself.
-func (s *Sandbox) mountArgs(l *limits, dir, prog string) (args []string, hide string, err error) {
+func (s *Sandbox) mountArgs(l *limits, dir, prog string, uid, gid int) (args []string, hide string, err error) {
 	if !filepath.IsAbs(dir) || filepath.Clean(dir) != dir {
 		return nil, "", fmt.Errorf("kernel dir %q is not an absolute, clean path", dir)
 	}
@@ -664,7 +793,7 @@ func (s *Sandbox) mountArgs(l *limits, dir, prog string) (args []string, hide st
 	}
 	hide = parent
 	for a := range ancestors(parent) {
-		ok, err := s.searchable(a)
+		ok, err := s.searchable(a, uid, gid)
 		if err != nil {
 			return nil, "", err
 		}
@@ -709,12 +838,12 @@ func under(p, r string) bool { return p == r || strings.HasPrefix(p, r+"/") }
 // searchable reports whether the sandbox user (with only its primary group)
 // may search directory p. Without root there is no user switch, so the
 // gateway's own access counts.
-func (s *Sandbox) searchable(p string) (bool, error) {
+func (s *Sandbox) searchable(p string, kuid, kgid int) (bool, error) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(p, &st); err != nil {
 		return false, fmt.Errorf("kernel dir ancestor: %w", err)
 	}
-	uid, gid := uint32(s.p.UID), uint32(s.p.GID)
+	uid, gid := uint32(kuid), uint32(kgid)
 	if !s.root {
 		return syscall.Access(p, 1) == nil, nil // X_OK
 	}
@@ -730,13 +859,30 @@ func (s *Sandbox) searchable(p string) (bool, error) {
 // probeBwrap runs bwrap with the namespaces and mounts of a sandbox of
 // limits l, as the sandbox user, on /bin/true.
 func (s *Sandbox) probeBwrap(l *limits) error {
-	argv := append(append([]string{s.p.Bwrap}, s.baseArgs(l)...), "--", "/bin/true")
+	argv := []string{s.p.Bwrap}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("sandbox: probe bwrap: %w", err)
 	}
 	defer r.Close()
 	attr := &os.ProcAttr{Dir: "/", Files: []*os.File{nil, nil, w}, Env: []string{"PATH=/usr/bin:/bin"}}
+	if s.seccomp {
+		prog, err := seccompFilter()
+		if err != nil {
+			w.Close()
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		fd, err := seccompFile(filterBytes(prog), unix.MFD_CLOEXEC)
+		if err != nil {
+			w.Close()
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		f := os.NewFile(uintptr(fd), "seccomp")
+		defer f.Close()
+		attr.Files = append(attr.Files, f) // fd 3 in bwrap
+		argv = append(argv, "--seccomp", "3")
+	}
+	argv = append(append(append(argv, s.baseArgs(l, s.p.UID, s.p.GID)...), sealArgs()...), "--", "/bin/true")
 	if s.root {
 		attr.Sys = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(s.p.UID), Gid: uint32(s.p.GID), Groups: []uint32{}}}
 	}
