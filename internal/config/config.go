@@ -88,6 +88,7 @@ func Default() Config {
 			NoFile:      1024,
 			UID:         61000, // an id no user of the machine should own files as
 			GID:         61000,
+			UIDs:        1000, // 61000-61999, one per kernel
 			FileBytes:   sandbox.DefaultFileBytes,
 		},
 		PythonPolicy: bootstrap.PolicyNone,
@@ -164,6 +165,8 @@ func Load(name string, args []string, getenv func(string) string, environ []stri
 	registerJupyterFlags(fs, &c)
 	fs.BoolVar(&c.Kernel.AutoRestart, "auto-restart", c.Kernel.AutoRestart, "restart kernels that die (env KERNELGATE_AUTO_RESTART)")
 	registerSandboxFlags(fs, &c)
+	registerSeccompFlags(fs, &c)
+	registerUIDFlags(fs, &c)
 	registerFileFlags(fs, &c)
 
 	// The config file ranks below the environment and the flags: parse the
