@@ -15,7 +15,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/wsproto"
 
+	"github.com/kernelgate/kernelgate/internal/proctest"
 	"github.com/kernelgate/kernelgate/internal/sandbox"
 )
 
@@ -49,29 +49,13 @@ func kernelgate(t *testing.T, args ...string) *exec.Cmd {
 
 func runCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb proctest.Buffer
 	code = run(args, strings.NewReader(stdin), &out, &errb)
 	return out.String(), errb.String(), code
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writers a process's
+// proctest.Buffer is a bytes.Buffer safe for the concurrent writers a process's
 // stderr has (the logger and the console), as os.Stderr is.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestRun_CLI(t *testing.T) {
 	t.Parallel()
@@ -266,7 +250,7 @@ func TestServe_SIGTERMStopsKernelsAndTheirChildren(t *testing.T) {
 		t.Fatalf("serve exited %d", code)
 	}
 	for _, pid := range pids {
-		if alive(pid) {
+		if proctest.Alive(pid) {
 			t.Errorf("process %d outlived the server", pid)
 		}
 	}
@@ -298,7 +282,7 @@ func TestRun_SIGTERMLeavesNoProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first line %q is not a pid", line)
 	}
-	kernels := processesMentioning(rt)
+	kernels := proctest.Mentioning(rt)
 	if len(kernels) == 0 {
 		t.Fatal("found no kernel process for the runtime dir")
 	}
@@ -309,7 +293,7 @@ func TestRun_SIGTERMLeavesNoProcess(t *testing.T) {
 		t.Errorf("exit code after SIGTERM = %d, want 130", code)
 	}
 	for _, pid := range append(kernels, child) {
-		if alive(pid) {
+		if proctest.Alive(pid) {
 			t.Errorf("process %d survived kernelgate", pid)
 		}
 	}
@@ -382,33 +366,6 @@ func waitExit(t *testing.T, cmd *exec.Cmd) int {
 	return -1
 }
 
-// processesMentioning lists live processes whose command line contains s.
-func processesMentioning(s string) []int {
-	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err == nil && bytes.Contains(b, []byte(s)) && alive(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
-}
-
 // With tokens, every route but the probes needs one, WebSockets take it as
 // ?token=, and two users never share a session even under the same name.
 func TestServe_TokensAndUserIsolation(t *testing.T) {
@@ -424,7 +381,7 @@ func TestServe_TokensAndUserIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr proctest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

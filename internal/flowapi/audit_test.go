@@ -1,36 +1,16 @@
 package flowapi
 
 import (
-	"bytes"
 	"encoding/json"
+	"github.com/kernelgate/kernelgate/internal/proctest"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer that the server's goroutines may log to
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // auditLines returns the "cell done" lines logged so far, by cell_id.
-func auditLines(t *testing.T, log *syncBuffer) map[string]map[string]any {
+func auditLines(t *testing.T, log *proctest.Buffer) map[string]map[string]any {
 	t.Helper()
 	lines := map[string]map[string]any{}
 	for line := range strings.Lines(log.String()) {
@@ -50,7 +30,7 @@ func auditLines(t *testing.T, log *syncBuffer) map[string]map[string]any {
 // hit, and never its code.
 func TestAuditLog(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf proctest.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	s := NewTestServer(t, log, func(c *Config) {
 		c.ExecutionTimeout = 2 * time.Second

@@ -21,6 +21,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/proctest"
 )
 
 // authedServer is the API behind token auth, as kernelgate serves it.
@@ -149,7 +150,7 @@ func TestJupyterServerGateway(t *testing.T) {
 		"--GatewayClient.request_timeout=60")
 	cmd.Env = append(os.Environ(), "HOME="+home, "JUPYTER_CONFIG_DIR="+filepath.Join(home, "cfg"),
 		"JUPYTER_DATA_DIR="+filepath.Join(home, "data"), "JUPYTER_RUNTIME_DIR="+filepath.Join(home, "rt"))
-	var logs syncBuffer
+	var logs proctest.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/proctest"
 )
 
 // These tests drive a real ipykernel on /usr/bin/python3 (Debian's
@@ -387,7 +388,7 @@ func TestKernel_HeartbeatLossKillsAndRestarts(t *testing.T) {
 		t.Fatalf("died reason = %q", d.Reason)
 	}
 	waitFor(t, "kernel to restart", func() bool { return k.State() == kernel.Idle })
-	if alive(pid) {
+	if proctest.Alive(pid) {
 		t.Fatalf("the frozen kernel %d is still alive", pid)
 	}
 }
@@ -439,8 +440,8 @@ print(child.pid)`)
 	if err := m.Shutdown(ctx, k.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if alive(pid) || alive(child) {
-		t.Fatalf("after shutdown: kernel %d alive=%v, child %d alive=%v", pid, alive(pid), child, alive(child))
+	if proctest.Alive(pid) || proctest.Alive(child) {
+		t.Fatalf("after shutdown: kernel %d alive=%v, child %d alive=%v", pid, proctest.Alive(pid), child, proctest.Alive(child))
 	}
 	if _, err := m.Get(k.ID()); !errors.Is(err, kernel.ErrNotFound) {
 		t.Fatalf("get after shutdown: %v", err)
@@ -475,7 +476,7 @@ func TestManager_CloseStopsEveryProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range pids {
-		if alive(p) {
+		if proctest.Alive(p) {
 			t.Errorf("process %d survived Close", p)
 		}
 	}
@@ -622,17 +623,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// alive reports whether pid is a live (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // What a cell prints before input() reaches clients before the prompt, every
