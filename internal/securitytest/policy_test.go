@@ -143,8 +143,8 @@ report({
 	}
 	// The documented bypass: ctypes calls libc directly. What it runs is
 	// still in the sandbox, as the unprivileged user.
-	if v := fmt.Sprint(res["ctypes system"]); v != "ok: 3" || res["uid"] != float64(61000) {
-		t.Errorf("ctypes: %s as uid %v; the known bypass should run, confined, as 61000", v, res["uid"])
+	if v, uid := fmt.Sprint(res["ctypes system"]), res["uid"].(float64); v != "ok: 3" || uid < 61000 || uid > 61999 {
+		t.Errorf("ctypes: %s as uid %v; the known bypass should run, confined, as a kernel uid (61000-61999)", v, uid)
 	}
 	// The kernel's own machinery still works: another cell, input is
 	// covered by internal/bootstrap's tests.

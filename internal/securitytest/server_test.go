@@ -48,6 +48,7 @@ const (
 var users = []string{
 	"canary", "alice", "bob", "carol", "dave", "envu", "net", "fork", "mem",
 	"disk", "flood", "spin", "kill", "write", "priv", "greedy", "rate", "gap",
+	"sock", "sys", "seccomp", "uidvictim", "uidattacker",
 	"admin", // the one administrator (--admin-users)
 }
 
@@ -230,7 +231,7 @@ func launch(withAuth bool, extra ...string) (*server, func(), error) {
 
 	// The server must really sandbox kernels: /readyz says how.
 	code, body, err := s.request(http.MethodGet, "/readyz", "", nil, nil)
-	if err != nil || code != 200 || !strings.Contains(string(body), "sandbox on: namespaces (network off), user 61000:61000") {
+	if err != nil || code != 200 || !strings.Contains(string(body), "sandbox on: namespaces (network off), users 61000-61999:61000-61999, one per kernel") || !strings.Contains(string(body), "seccomp filter") {
 		return s, cleanup, fmt.Errorf("GET /readyz = %d %q, %v; want the sandbox on", code, body, err)
 	}
 	if withAuth {
