@@ -10,12 +10,18 @@
 //   - bubblewrap (bwrap) gives the kernel its own user, pid, ipc, uts,
 //     cgroup and (unless Policy.Network) network namespaces, and its own
 //     mount tree: the host's / read-only, fresh /dev and /proc, private
-//     tmpfs /tmp and /dev/shm (and /run without network), and only the
-//     kernel's private dir bind-mounted writable, at the same path so the
+//     tmpfs /tmp, /dev/shm and /run (host services' unix sockets live in
+//     /run), empty read-only /var/tmp and /sys (only the CPU topology bound
+//     back), and only the kernel's private dir bind-mounted writable, at the same path so the
 //     ipc socket paths in the connection file mean the same on both sides.
 //     The kernel's siblings in the runtime dir are hidden under a tmpfs.
 //     bwrap also gives --die-with-parent, --new-session (no terminal
 //     injection), and forbids nested user namespaces.
+//   - A seccomp filter (seccomp.go), which bwrap installs right before it
+//     execs the kernel, refuses system calls a notebook never needs and an
+//     attacker of the host's kernel does (ptrace, mount, bpf, new
+//     namespaces, kernel modules, io_uring, ...) with EPERM, and kills
+//     system calls of another ABI.
 //   - cgroups limit memory (with swap, where accounted), pids and CPU, and
 //     let release kill whatever the kernel left behind, even processes that
 //     left its process group or session. The kernel's cgroups nest under the
@@ -25,7 +31,10 @@
 //     writes (RLIMIT_FSIZE), and turn core dumps off. The tmpfs mounts have
 //     a size (Policy.TmpBytes).
 //   - A root gateway runs the kernel as an unprivileged user (Policy.UID,
-//     GID): outside the sandbox too, not just mapped inside it. bwrap run
+//     GID), one of its own per kernel from a range (Policy.UIDs, idPool):
+//     outside the sandbox too, not just mapped inside it, so that a kernel
+//     that escaped its namespaces still cannot signal, trace or read
+//     another. bwrap run
 //     by root would otherwise map the sandbox user to root outside, and that
 //     process, though without capabilities, would still own every root file
 //     it can see (other kernels' keys, /etc/shadow).
@@ -56,11 +65,12 @@
 // many ways around any such filter (ctypes, gc introspection, frame
 // objects). It can be a convenience on top of this package, never instead.
 //
-// Not covered here: a seccomp filter (bwrap --seccomp could take one), disk
-// quotas for the kernel dir (RLIMIT_FSIZE bounds each file, not how many
-// the kernel writes), and filesystem unix sockets the sandbox user
-// may reach on the read-only host tree (/run is hidden when the network is
-// off; with Network the host's abstract unix sockets are reachable too).
+// Not covered here: a quota on the work dir on the host's disk
+// (RLIMIT_FSIZE bounds each file, not how many the kernel writes; the
+// optional Policy.WorkBytes tmpfs bounds both but does not outlive the
+// process), filesystem unix sockets outside /run, /var/tmp, /tmp and
+// /dev/shm that the sandbox user may connect to on the read-only host
+// tree, and, with Network, the host's abstract unix sockets.
 package sandbox
 
 import (
