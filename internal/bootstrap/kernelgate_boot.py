@@ -29,6 +29,30 @@ for _s in (sys.stdout, sys.stderr):
 if hasattr(getattr(get_ipython(), "kernel", None), "_execute_sleep"):  # noqa: F821
     get_ipython().kernel._execute_sleep = 0  # noqa: F821
 
+# 1c. After an error with stop_on_error, ipykernel aborts the requests already
+#     waiting (a "run all" stops there), but it ends the abort only on a later
+#     loop turn (call_later), after it has published idle: a client that sends
+#     its next cell on that idle can see it aborted too. Ending the abort right
+#     behind the requests already waiting keeps the intent without the race.
+def _kernelgate_abort_queues(_k=getattr(get_ipython(), "kernel", None)):  # noqa: F821
+    _k._aborting = True
+    _k.shell_stream.flush()
+
+    async def stop_aborting():
+        _k._aborting = False
+
+    _k.schedule_dispatch(stop_aborting)
+
+
+try:
+    _k = getattr(get_ipython(), "kernel", None)  # noqa: F821
+    if (_k is not None and hasattr(_k, "_abort_queues") and hasattr(_k, "schedule_dispatch")
+            and hasattr(_k, "shell_stream") and not getattr(_k, "stop_on_error_timeout", 0)):
+        _k._abort_queues = _kernelgate_abort_queues
+    del _k
+except Exception:
+    pass
+
 
 # 2. Rich output, configured when the library is first imported (importing
 #    pandas eagerly would cost every kernel a second at start).

@@ -735,3 +735,37 @@ func waitOutput(t *testing.T, k *kernel.Kernel, ex *kernel.Execution, text strin
 		}
 	}
 }
+
+// A cell sent once the previous one has failed (reply and idle seen) runs:
+// ipykernel's abort after a stop_on_error failure covers only requests that
+// were already waiting (the bootstrap closes the window it left open).
+func TestKernel_CellAfterAnErrorIsNotAborted(t *testing.T) {
+	t.Parallel()
+	k := startKernel(t, newManager(t, nil))
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for i := range 20 {
+		bad, err := k.Execute(ctx, kernel.ExecuteRequest{Code: "1/0", StopOnError: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-bad.Done()
+		good, err := k.Execute(ctx, kernel.ExecuteRequest{Code: "print('ran')", StopOnError: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-good.Done()
+		if _, r, err := good.Result(); err != nil || r.Status != "ok" {
+			t.Fatalf("round %d: the cell after an error: %v %+v; want ok", i, err, r)
+		}
+	}
+	// Requests already waiting behind a failing one are still aborted
+	// (run-all stops at an error).
+	bad, _ := k.Execute(ctx, kernel.ExecuteRequest{Code: "import time; time.sleep(0.2); 1/0", StopOnError: true})
+	queued, _ := k.Execute(ctx, kernel.ExecuteRequest{Code: "print('queued')", StopOnError: true})
+	<-bad.Done()
+	<-queued.Done()
+	if _, r, _ := queued.Result(); r.Status != "aborted" {
+		t.Errorf("a request queued behind a failure: %+v; want aborted", r)
+	}
+}
