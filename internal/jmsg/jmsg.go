@@ -93,6 +93,32 @@ type Message struct {
 	Metadata   json.RawMessage // a JSON object; nil encodes as {}
 	Content    json.RawMessage // a JSON object; nil encodes as {}
 	Buffers    [][]byte
+
+	// RawHeader and RawParent are the header and parent frames as a kernel
+	// sent them (zmqwire.Decode sets them). Encoders toward clients forward
+	// them byte for byte: no re-encoding, and header fields this model does
+	// not name (a newer protocol's) survive. Code that changes Header or
+	// Parent must clear them.
+	RawHeader, RawParent json.RawMessage
+}
+
+// HeaderJSON is the header as JSON: the kernel's own bytes when the message
+// came from one, else the encoding of Header.
+func (m *Message) HeaderJSON() []byte {
+	if len(m.RawHeader) > 0 {
+		return m.RawHeader
+	}
+	b, _ := m.Header.MarshalJSON() // strings only: cannot fail
+	return b
+}
+
+// ParentJSON is the parent header as JSON, like HeaderJSON.
+func (m *Message) ParentJSON() []byte {
+	if len(m.RawParent) > 0 {
+		return m.RawParent
+	}
+	b, _ := m.Parent.MarshalJSON()
+	return b
 }
 
 // NewHeader returns a fresh header with a new msg_id and the current time.

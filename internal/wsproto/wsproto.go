@@ -222,17 +222,10 @@ func object(part string, b []byte) (json.RawMessage, error) {
 	return json.RawMessage(b), nil
 }
 
-// EncodeV1 encodes a message the kernel sent for a v1 client. Metadata and
-// content are the kernel's own bytes.
+// EncodeV1 encodes a message the kernel sent for a v1 client. Header,
+// parent, metadata and content are the kernel's own bytes when it has them.
 func EncodeV1(ch jmsg.Channel, m *jmsg.Message) ([]byte, error) {
-	header, err := m.Header.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	parent, err := m.Parent.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
+	header, parent := m.HeaderJSON(), m.ParentJSON()
 	parts := make([][]byte, 0, 5+len(m.Buffers))
 	parts = append(parts, []byte(ch), header, parent, jmsg.ObjectOrEmpty(m.Metadata), jmsg.ObjectOrEmpty(m.Content))
 	parts = append(parts, m.Buffers...)
@@ -259,14 +252,7 @@ func EncodeV1(ch jmsg.Channel, m *jmsg.Message) ([]byte, error) {
 // JSON text frame, or (binary true) the binary frame when the message has
 // buffers.
 func EncodeLegacy(ch jmsg.Channel, m *jmsg.Message) (data []byte, binaryFrame bool, err error) {
-	header, err := m.Header.MarshalJSON()
-	if err != nil {
-		return nil, false, err
-	}
-	parent, err := m.Parent.MarshalJSON()
-	if err != nil {
-		return nil, false, err
-	}
+	header, parent := m.HeaderJSON(), m.ParentJSON()
 	// Built by hand: json.Marshal would re-validate and copy content, which
 	// may be megabytes, only to write it back unchanged.
 	metadata, content := jmsg.ObjectOrEmpty(m.Metadata), jmsg.ObjectOrEmpty(m.Content)

@@ -311,3 +311,28 @@ func FuzzDecodeLegacy(f *testing.F) {
 		}
 	})
 }
+
+// A kernel's header bytes are forwarded as they are: fields the model does
+// not name (here a subshell id) reach the client, in both framings.
+func TestKernelHeaderForwardedAsIs(t *testing.T) {
+	raw := json.RawMessage(`{"msg_id":"k-9","msg_type":"stream","session":"s","username":"u","date":"d","version":"5.4","subshell_id":"sub-1"}`)
+	m := &jmsg.Message{Header: jmsg.Header{MsgID: "k-9", MsgType: "stream", Session: "s", Username: "u", Date: "d", Version: "5.4"},
+		RawHeader: raw, RawParent: json.RawMessage(`{}`), Content: json.RawMessage(`{"name":"stdout","text":"x"}`)}
+	v1, err := EncodeV1(jmsg.IOPub, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(v1, raw) {
+		t.Errorf("v1 frame does not carry the kernel's header bytes")
+	}
+	legacy, _, err := EncodeLegacy(jmsg.IOPub, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Header map[string]string `json:"header"`
+	}
+	if err := json.Unmarshal(legacy, &got); err != nil || got.Header["subshell_id"] != "sub-1" {
+		t.Errorf("legacy frame header %v (%v); want the kernel's, subshell_id included", got.Header, err)
+	}
+}

@@ -116,7 +116,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Decode(Encode(m)): %v", err)
 		}
-		if diff := cmp.Diff(m, m2, equateEmpty); diff != "" {
+		if diff := cmp.Diff(m, m2, msgOpts); diff != "" {
 			t.Fatalf("Decode(Encode(m)) mismatch (-want +got):\n%s", diff)
 		}
 	})
@@ -182,7 +182,7 @@ func FuzzRoundTrip(f *testing.F) {
 		want := *m
 		want.Metadata = jmsg.ObjectOrEmpty(m.Metadata)
 		want.Content = jmsg.ObjectOrEmpty(m.Content)
-		if diff := cmp.Diff(&want, got, equateEmpty); diff != "" {
+		if diff := cmp.Diff(&want, got, msgOpts); diff != "" {
 			t.Fatalf("Decode(Encode(m)) mismatch (-want +got):\n%s", diff)
 		}
 		if keyed {

@@ -83,6 +83,9 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s #%d (%s %s %s): Decode: %v", g.file, i, g.step, g.direction, g.channel, err)
 			continue
 		}
+		if n := len(m.Identities); !bytes.Equal(m.RawHeader, g.frames[n+2]) || !bytes.Equal(m.RawParent, g.frames[n+3]) {
+			t.Errorf("%s #%d: RawHeader/RawParent are not the kernel's frames", g.file, i)
+		}
 		if seen[g.file] == nil {
 			seen[g.file] = map[string][]*jmsg.Message{}
 		}
@@ -113,7 +116,7 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s #%d: Decode(Encode(m)): %v", g.file, i, err)
 			continue
 		}
-		if diff := cmp.Diff(m, m2, equateEmpty); diff != "" {
+		if diff := cmp.Diff(m, m2, msgOpts); diff != "" {
 			t.Errorf("%s #%d: Decode(Encode(m)) mismatch (-want +got):\n%s", g.file, i, diff)
 		}
 		orig := g.frames[len(g.frames)-len(frames):] // same count after the identities

@@ -196,7 +196,8 @@ func Encode(m *jmsg.Message, s *Signer) ([][]byte, error) {
 // Buffers refer to the input frames' bytes (the outer Identities and
 // Buffers slices are new). The caller must not modify or reuse the frames'
 // memory while the message is in use; receive a fresh [][]byte per message.
-// Header and Parent are parsed copies.
+// Header and Parent are parsed copies; RawHeader and RawParent alias the
+// frames too.
 func Decode(frames [][]byte, s *Signer, lim Limits) (*jmsg.Message, error) {
 	lim = lim.withDefaults()
 
@@ -241,7 +242,7 @@ func Decode(frames [][]byte, s *Signer, lim Limits) (*jmsg.Message, error) {
 		return nil, &FrameError{Part: "signature", Reason: reason, Err: ErrBadSignature}
 	}
 
-	m := &jmsg.Message{Metadata: metadata, Content: content}
+	m := &jmsg.Message{Metadata: metadata, Content: content, RawHeader: header, RawParent: parent}
 	if err := parseHeader("header", header, &m.Header); err != nil {
 		return nil, err
 	}
