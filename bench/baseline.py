@@ -200,6 +200,8 @@ def bkc_execute(kc):
 
 
 def main():
+    if "-job" in sys.argv[1:]:
+        return run_job()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=200, help="timed iterations per round-trip metric")
     ap.add_argument("-warmup", type=int, default=20, help="untimed iterations first")
@@ -270,6 +272,249 @@ def main():
         },
         sys.stdout,
     )
+    sys.stdout.write("\n")
+
+
+# ---------------------------------------------------------------------------
+# Job mode: `baseline.py -job` reads one JSON job from stdin (kgbench writes
+# it, so both sides run exactly the same code strings) and prints one JSON
+# result. Modes: "peer" (the latency workloads on one kernel), "concurrency"
+# (C kernels, one outstanding `1+1` each, for S seconds) and "scale" (K idle
+# kernels held until kgbench has measured them).
+
+
+def run_cell(raw, code, on_iopub=None):
+    """Execute code on the raw client until its reply and its idle status.
+    Returns (ms, wire bytes of the cell's messages). on_iopub(m, recv_ns,
+    recv_perf) sees each iopub message of the cell as it arrives."""
+    t0 = time.perf_counter()
+    msg_id = raw.session.send(raw.shell, "execute_request", execute_content(code))["header"]["msg_id"]
+    got_reply = got_idle = False
+    nbytes = 0
+    status = None
+    deadline = time.monotonic() + 4 * REQUEST_TIMEOUT
+    while not (got_reply and got_idle):
+        if time.monotonic() > deadline:
+            raise RuntimeError("execute timed out: %r" % code[:60])
+        for sock, _ in raw.poller.poll(1000):
+            while True:
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                # Stamp before deserialising, as the Go clients stamp when a
+                # WebSocket message has arrived, before decoding it.
+                recv_ns, recv_perf = time.time_ns(), time.perf_counter()
+                _, msg_list = raw.session.feed_identities(frames)
+                m = raw.session.deserialize(msg_list)
+                if m["parent_header"].get("msg_id") != msg_id:
+                    continue
+                nbytes += sum(len(f) for f in frames)
+                if sock is raw.shell:
+                    got_reply = True
+                    status = m["content"].get("status")
+                    continue
+                if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                    got_idle = True
+                if on_iopub is not None:
+                    on_iopub(m, recv_ns, recv_perf)
+    if status != "ok":
+        raise RuntimeError("cell failed (%s): %r" % (status, code[:60]))
+    return (time.perf_counter() - t0) * 1e3, nbytes
+
+
+def start_many(env, n, parallel):
+    """Starts n kernels, at most `parallel` starting at once; returns
+    [(km, kc)] all ready."""
+    out = []
+    for i in range(0, n, parallel):
+        batch = []
+        for _ in range(min(parallel, n - i)):
+            km = KernelManager(kernel_name="python3")
+            km.start_kernel(env=env)
+            batch.append(km)
+        for km in batch:
+            kc = km.client()
+            kc.start_channels()
+            kc.wait_for_ready(timeout=120)
+            out.append((km, kc))
+    return out
+
+
+def stop_many(kernels):
+    for km, kc in kernels:
+        try:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        except Exception as e:  # keep stopping the others
+            print("stop kernel: %s" % e, file=sys.stderr)
+
+
+def job_peer(job, env):
+    codes = job["codes"]
+    wl = set(job["workloads"])
+    out = {"start_ms": [], "execute_ms": [], "stream_ms": {}, "plot_ms": [], "flood": [], "dataframe": []}
+    kernels = []
+    try:
+        for _ in range(max(1, job.get("starts", 0))):
+            km, kc, ms = start_kernel(env)
+            kernels.append((km, kc))
+            out["start_ms"].append(ms)
+        if job.get("starts", 0) == 0:
+            out["start_ms"] = []
+        km, kc = kernels[-1]
+        raw = RawClient(km)
+        try:
+            raw.wait_iopub()
+            if "rtt" in wl:
+                out["execute_ms"] = timed(lambda: run_cell(raw, "1+1"), job["n"], job["warmup"])
+            if "stream" in wl:
+                for key in ("noflush", "flush"):
+                    lat = []
+
+                    def on_stream(m, recv_ns, _perf):
+                        if m["msg_type"] != "stream":
+                            return
+                        for line in m["content"]["text"].splitlines():
+                            line = line.strip()
+                            if line:
+                                lat.append((recv_ns - int(line)) / 1e6)
+
+                    for _ in range(job["stream_reps"]):
+                        run_cell(raw, codes["stream_" + key], on_stream)
+                    out["stream_ms"][key] = lat
+            if "plot" in wl:
+                run_cell(raw, codes["plot_setup"])
+                for _ in range(job["plot_reps"]):
+                    got = []
+
+                    def on_plot(m, _ns, recv_perf):
+                        if m["msg_type"] == "display_data" and "image/png" in m["content"].get("data", {}):
+                            got.append(recv_perf)
+
+                    t0 = time.perf_counter()
+                    run_cell(raw, codes["plot"], on_plot)
+                    if not got:
+                        raise RuntimeError("plot: no image/png arrived")
+                    out["plot_ms"].append((got[0] - t0) * 1e3)
+            if "dataframe" in wl:
+                run_cell(raw, codes["df_setup"])
+                for _ in range(job["df_reps"]):
+                    ms, nbytes = run_cell(raw, codes["df"])
+                    out["dataframe"].append({"ms": ms, "wire_bytes": nbytes})
+            if "flood" in wl:
+                for _ in range(job["flood_reps"]):
+                    got = [0]
+
+                    def on_flood(m, _ns, _perf):
+                        if m["msg_type"] == "stream":
+                            got[0] += len(m["content"]["text"].encode())
+
+                    ms, nbytes = run_cell(raw, codes["flood"], on_flood)
+                    out["flood"].append({"ms": ms, "wire_bytes": nbytes, "stream_bytes": got[0]})
+        finally:
+            raw.close()
+    finally:
+        stop_many(kernels)
+    return out
+
+
+def job_concurrency(job, env):
+    """C clients, each with its own kernel and one `1+1` outstanding at a
+    time, for S seconds; one thread and one poller drive them all, which is
+    the most a single Python client process gets out of the kernels."""
+    kernels = start_many(env, job["clients"], job.get("parallel", 4))
+    raws = []
+    try:
+        raws = [RawClient(km) for km, _ in kernels]
+        for raw in raws:
+            raw.wait_iopub()
+            for _ in range(job["warmup"]):
+                run_cell(raw, "1+1")
+        poller = zmq.Poller()
+        owner = {}
+        state = {}
+        for raw in raws:
+            for s in (raw.shell, raw.iopub):
+                poller.register(s, zmq.POLLIN)
+                owner[s] = raw
+
+        def send(raw):
+            mid = raw.session.send(raw.shell, "execute_request", execute_content("1+1"))["header"]["msg_id"]
+            state[raw] = [mid, time.perf_counter(), False, False]
+
+        lat = []
+        began = time.perf_counter()
+        end = began + job["seconds"]
+        for raw in raws:
+            send(raw)
+        outstanding = len(raws)
+        while outstanding:
+            for sock, _ in poller.poll(1000):
+                raw = owner[sock]
+                while True:
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    _, msg_list = raw.session.feed_identities(frames)
+                    m = raw.session.deserialize(msg_list)
+                    st = state.get(raw)
+                    if st is None or m["parent_header"].get("msg_id") != st[0]:
+                        continue
+                    if sock is raw.shell:
+                        st[2] = True
+                    elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                        st[3] = True
+                    if st[2] and st[3]:
+                        now = time.perf_counter()
+                        lat.append((now - st[1]) * 1e3)
+                        if now < end:
+                            send(raw)
+                        else:
+                            del state[raw]
+                            outstanding -= 1
+        elapsed = time.perf_counter() - began
+        return {"latency_ms": lat, "count": len(lat), "elapsed_s": elapsed}
+    finally:
+        for raw in raws:
+            raw.close()
+        stop_many(kernels)
+
+
+def job_scale(job, env):
+    """Starts K kernels, says so on stdout, holds them until stdin says
+    done (kgbench measures them from /proc meanwhile), then stops them."""
+    t0 = time.perf_counter()
+    kernels = start_many(env, job["kernels"], job.get("parallel", 4))
+    try:
+        print(json.dumps({"ready": True, "start_s": time.perf_counter() - t0,
+                          "pids": [km.provisioner.pid for km, _ in kernels]}), flush=True)
+        sys.stdin.readline()
+    finally:
+        stop_many(kernels)
+    return {"done": True}
+
+
+def run_job():
+    job = json.loads(sys.stdin.readline())
+    os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    env = dict(os.environ)
+    KernelManager(kernel_name="python3").kernel_spec  # the one-time lookup, untimed
+    out = {"peer": job_peer, "concurrency": job_concurrency, "scale": job_scale}[job["mode"]](job, env)
+    import importlib
+
+    out["versions"] = {
+        k: getattr(importlib.import_module(k), "__version__", "") for k in ("jupyter_server", "pandas", "numpy", "matplotlib")
+    }
+    out["versions"].update({
+        "python": platform.python_version(),
+        "ipykernel": ipykernel.__version__,
+        "jupyter_client": jupyter_client.__version__,
+        "pyzmq": zmq.__version__,
+        "libzmq": zmq.zmq_version(),
+    })
+    json.dump(out, sys.stdout)
     sys.stdout.write("\n")
 
 

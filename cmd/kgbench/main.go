@@ -1,20 +1,25 @@
-// Command kgbench measures kernelgate's kernel engine against a direct
-// jupyter_client baseline on the same machine, in the same invocation, and
-// writes a markdown report (docs/benchmarks.md by default).
+// Command kgbench benchmarks kernelgate against its peers on this machine,
+// all in one invocation, and writes a markdown report (docs/benchmarks.md
+// by default); it prints the headline table and the raw results as JSON.
 //
-//	go run ./cmd/kgbench [-n 200] [-runs 3] [-out docs/benchmarks.md]
+//	go run ./cmd/kgbench [-quick] [-workloads rtt,stream,...] [-runs 3] [-out docs/benchmarks.md]
 //
-// Four metrics are taken on both sides: the `1+1` execute round trip
-// (execute_reply and iopub idle), stream latency from print() to receipt
-// (with and without flush=True), kernel start to ready, and the
-// kernel_info round trip. The engine is driven in-process through
-// internal/kernel exactly as internal/app builds it; the baseline is
-// bench/baseline.py run with the Debian interpreter, which has ipykernel
-// and jupyter_client. Runs alternate engine, baseline, engine, baseline, ...
-// so that a burst of machine noise lands on both sides rather than one.
+// Peers: a direct jupyter_client client with no server (bench/baseline.py,
+// the floor), Jupyter Server 1.23 from Debian with its own local kernels,
+// and kernelgate (the real bin/kernelgate binary as a subprocess) through
+// /ws and through /api/kernels/{id}/channels. Workloads: the `1+1` round
+// trip, stream latency, plot latency, a 10 MB output flood, a 10,000-row
+// DataFrame result, time to a ready kernel (cold and warm pool), 20
+// concurrent clients, and many live kernels with idle WebSockets (memory
+// and CPU read from /proc). Peers run alternately, round by round, so
+// machine noise lands on all of them.
 //
-// kgbench must run from the module root (it finds bench/baseline.py by a
-// relative path, as the report's regeneration command does).
+// The "engine" workload keeps the earlier comparison: kernelgate's core
+// (internal/kernel) driven in-process against the floor, and the warm pool
+// against cold sandboxed starts.
+//
+// kgbench must run from the module root (it finds bench/baseline.py and
+// bin/kernelgate by relative paths, as `make bench` does).
 package main
 
 import (
@@ -30,6 +35,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,61 +56,267 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kgbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		p        Params
-		runs     int
-		out      string
-		python   string
-		baseline string
+		p         Params
+		sp        SuiteParams
+		runs      int
+		out       string
+		jsonOut   string
+		python    string
+		baseline  string
+		workloads string
+		framing   string
+		quick     bool
+		render    string
 	)
 	fs.IntVar(&p.N, "n", 200, "timed iterations per round-trip metric, per run")
 	fs.IntVar(&p.Warmup, "warmup", 20, "untimed iterations before the timed ones")
-	fs.IntVar(&runs, "runs", 3, "runs per side, interleaved engine, baseline, engine, ...")
-	fs.IntVar(&p.Starts, "starts", 5, "kernel starts timed per run")
-	fs.IntVar(&p.PoolStarts, "pool-starts", 5, "sandboxed starts timed per run from the warm pool, and as many cold")
+	fs.IntVar(&runs, "runs", 3, "runs (rounds) per peer, interleaved peer by peer")
+	fs.IntVar(&p.Starts, "starts", 5, "kernel starts timed per engine run")
+	fs.IntVar(&p.PoolStarts, "pool-starts", 5, "sandboxed starts timed per run from the warm pool, and as many cold (engine)")
 	fs.IntVar(&p.StreamLines, "stream-lines", 50, "lines printed per stream execution")
 	fs.DurationVar(&p.StreamSleep, "stream-sleep", 20*time.Millisecond, "pause between printed lines")
 	fs.IntVar(&p.StreamReps, "stream-reps", 2, "stream executions per flush mode, per run")
-	fs.StringVar(&out, "out", "docs/benchmarks.md", "where to write the markdown report (empty: stdout only)")
-	fs.StringVar(&python, "python", "/usr/bin/python3", "interpreter with ipykernel and jupyter_client for the baseline")
+	fs.IntVar(&sp.PlotReps, "plot-reps", 20, "timed plots per peer per round")
+	fs.IntVar(&sp.DFRows, "df-rows", 10000, "rows of the DataFrame result")
+	fs.IntVar(&sp.DFReps, "df-reps", 10, "DataFrame results per peer per round")
+	fs.IntVar(&sp.FloodBytes, "flood-bytes", 10_000_000, "bytes printed by the output flood")
+	fs.IntVar(&sp.FloodReps, "flood-reps", 2, "floods per peer per round")
+	fs.IntVar(&sp.ReadyStarts, "ready-starts", 4, "kernel starts timed per variant per round (time to a ready kernel)")
+	fs.IntVar(&sp.ConcClients, "clients", 20, "concurrent clients, each with its own kernel")
+	fs.DurationVar(&sp.ConcDuration, "duration", 10*time.Second, "how long the concurrent clients run")
+	fs.IntVar(&sp.ConcRounds, "conc-rounds", 2, "concurrency rounds per peer")
+	fs.IntVar(&sp.ScaleKernels, "kernels", 100, "live kernels per gateway in the scale workload (scaled down to what free memory holds)")
+	fs.IntVar(&sp.ScaleSockets, "sockets", 1000, "idle WebSockets per gateway in the scale workload")
+	fs.DurationVar(&sp.ScaleIdle, "idle", 10*time.Second, "idle window over which the scale workload reads CPU")
+	fs.StringVar(&workloads, "workloads", "all", "comma-separated: engine,rtt,stream,plot,dataframe,flood,ready,concurrency,scale, or all")
+	fs.StringVar(&framing, "framing", "v1", "channels WebSocket framing for the channels peers: v1 (binary, what JupyterLab uses) or legacy (JSON)")
+	fs.BoolVar(&quick, "quick", false, "small sizes and one round (a minute or two): a smoke run, not numbers to publish; writes no report unless -out is given")
+	fs.StringVar(&out, "out", "docs/benchmarks.md", "where to write the markdown report (empty: none)")
+	fs.StringVar(&jsonOut, "json", "", "write the raw results as JSON to this file instead of stdout")
+	fs.StringVar(&python, "python", "/usr/bin/python3", "interpreter with ipykernel, jupyter_client and jupyter_server")
 	fs.StringVar(&baseline, "baseline", "bench/baseline.py", "the baseline script")
+	fs.StringVar(&sp.Binary, "binary", "bin/kernelgate", "the kernelgate binary to serve (make bench builds it)")
+	fs.StringVar(&render, "render", "", "render the report from a JSON file an earlier run wrote (with this build's notes and analysis) and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if p.N < 1 || p.Warmup < 0 || runs < 1 || p.Starts < 1 || p.PoolStarts < 1 || p.StreamLines < 1 || p.StreamReps < 1 || p.StreamSleep < 0 {
-		fmt.Fprintln(stderr, "kgbench: -n, -runs, -starts, -stream-lines and -stream-reps must be positive; -warmup and -stream-sleep not negative")
+	if render != "" {
+		return rerender(render, out, stderr)
+	}
+	if quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range quickSizes {
+			if !set[name] {
+				fs.Set(name, v)
+			}
+		}
+		if !set["out"] {
+			out = ""
+		}
+	}
+	wl, err := parseWorkloads(workloads)
+	if err != nil {
+		fmt.Fprintln(stderr, "kgbench:", err)
 		return 2
 	}
+	if p.N < 1 || p.Warmup < 0 || runs < 1 || p.Starts < 1 || p.PoolStarts < 1 || p.StreamLines < 1 || p.StreamReps < 1 || p.StreamSleep < 0 ||
+		sp.PlotReps < 1 || sp.DFRows < 1 || sp.DFReps < 1 || sp.FloodBytes < 1000 || sp.FloodReps < 1 || sp.ReadyStarts < 1 ||
+		sp.ConcClients < 1 || sp.ConcDuration <= 0 || sp.ConcRounds < 1 || sp.ScaleKernels < 1 || sp.ScaleSockets < 0 || sp.ScaleIdle <= 0 ||
+		(framing != "v1" && framing != "legacy") {
+		fmt.Fprintln(stderr, "kgbench: counts and durations must be positive (-warmup, -stream-sleep and -sockets not negative, -flood-bytes at least 1000); -framing is v1 or legacy")
+		return 2
+	}
+	sp.Rounds, sp.N, sp.Warmup = runs, p.N, p.Warmup
+	sp.StreamLines, sp.StreamReps, sp.StreamSleep = p.StreamLines, p.StreamReps, p.StreamSleep
+	sp.V1, sp.Workloads, sp.Python, sp.Script = framing == "v1", wl, python, baseline
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	rep, err := bench(ctx, p, runs, python, baseline, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "kgbench:", err)
+	if _, err := os.Stat(baseline); err != nil {
+		fmt.Fprintf(stderr, "kgbench: baseline script (run kgbench from the module root): %v\n", err)
 		return 1
 	}
+	loadBefore := loadAvg()
+	var rep Report
+	if wl["engine"] {
+		if rep, err = bench(ctx, p, runs, python, baseline, stderr); err != nil {
+			fmt.Fprintln(stderr, "kgbench:", err)
+			return 1
+		}
+	}
+	var scaleNote string
+	if wl["scale"] {
+		sp.ScaleKernels, scaleNote = FitKernels(sp.ScaleKernels, memAvailableMB(), kernelBudgetMB, reserveMB)
+		if scaleNote != "" {
+			fmt.Fprintln(stderr, "kgbench:", scaleNote)
+		}
+	}
+	if serverWorkloads(wl) {
+		if _, err := os.Stat(sp.Binary); err != nil {
+			fmt.Fprintf(stderr, "kgbench: kernelgate binary (make build): %v\n", err)
+			return 1
+		}
+		su, err := runSuite(ctx, sp, stderr)
+		if err != nil {
+			fmt.Fprintln(stderr, "kgbench:", err)
+			return 1
+		}
+		su.ScaleNote = scaleNote
+		su.Framing = map[bool]string{true: "v1 binary", false: "legacy JSON"}[sp.V1]
+		rep.Suite = &su
+		if rep.Facts.Python == "" { // the engine part did not run: take the versions from the suite
+			rep.Facts = facts(Samples{Versions: su.Versions}, "")
+		}
+	}
+	rep.Date = time.Now()
 	rep.Command = command(args)
-	md := Render(rep)
+	rep.Facts.Load = fmt.Sprintf("%s at the start, %s at the end (1/5/15-minute load averages)", loadBefore, loadAvg())
+	rep.Facts.Extra = extraFacts(rep.Suite, python)
+	rep.Analysis = analysisNotes
 	if out != "" {
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			fmt.Fprintln(stderr, "kgbench:", err)
 			return 1
 		}
-		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+		if err := os.WriteFile(out, []byte(Render(rep)), 0o644); err != nil {
 			fmt.Fprintln(stderr, "kgbench:", err)
 			return 1
 		}
 		fmt.Fprintf(stderr, "kgbench: wrote %s\n", out)
 	}
-	io.WriteString(stdout, md)
+	js, err := json.MarshalIndent(jsonReport(rep), "", " ")
+	if err != nil {
+		fmt.Fprintln(stderr, "kgbench: json:", err)
+		return 1
+	}
+	io.WriteString(stdout, Summary(rep))
+	if jsonOut != "" {
+		if err := os.WriteFile(jsonOut, append(js, '\n'), 0o644); err != nil {
+			fmt.Fprintln(stderr, "kgbench:", err)
+			return 1
+		}
+	} else {
+		stdout.Write(append(js, '\n'))
+	}
 	return 0
+}
+
+// rerender writes the report of an earlier run's JSON, so hand-written
+// analysis can be added without measuring again.
+func rerender(in, out string, stderr io.Writer) int {
+	b, err := os.ReadFile(in)
+	if err == nil {
+		var rep Report
+		if err = json.Unmarshal(b, &rep); err == nil {
+			rep.Notes, rep.Analysis = []Note{executeOverheadNote}, analysisNotes
+			if len(rep.Metrics) == 0 {
+				rep.Notes = nil
+			}
+			err = os.WriteFile(out, []byte(Render(rep)), 0o644)
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "kgbench:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "kgbench: wrote %s\n", out)
+	return 0
+}
+
+// quickSizes are the -quick defaults: every workload runs, briefly.
+var quickSizes = map[string]string{
+	"runs": "1", "n": "30", "warmup": "5", "starts": "2", "pool-starts": "2", "stream-lines": "20", "stream-reps": "1",
+	"plot-reps": "3", "df-reps": "2", "flood-bytes": "2000000", "flood-reps": "1", "ready-starts": "2",
+	"clients": "4", "duration": "2s", "conc-rounds": "1", "kernels": "6", "sockets": "60", "idle": "2s",
+}
+
+// allWorkloads in the order they run.
+var allWorkloads = []string{"engine", "rtt", "stream", "plot", "dataframe", "flood", "ready", "concurrency", "scale"}
+
+func parseWorkloads(s string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, w := range strings.Split(s, ",") {
+		w = strings.TrimSpace(w)
+		switch {
+		case w == "all":
+			for _, a := range allWorkloads {
+				out[a] = true
+			}
+		case slices.Contains(allWorkloads, w):
+			out[w] = true
+		default:
+			return nil, fmt.Errorf("unknown workload %q; known: all, %s", w, strings.Join(allWorkloads, ", "))
+		}
+	}
+	return out, nil
+}
+
+func serverWorkloads(wl map[string]bool) bool {
+	for _, w := range allWorkloads[1:] {
+		if wl[w] {
+			return true
+		}
+	}
+	return false
+}
+
+// Memory the scale workload plans per kernel (an ipykernel is 50-60 MB
+// RSS; the sandbox's helper and bwrap processes and headroom on top) and
+// keeps free for everything else.
+const (
+	kernelBudgetMB = 100
+	reserveMB      = 2048
+)
+
+// FitKernels scales the kernel count down to what available memory holds
+// (the gateways run one after another, so one set at a time), and says so.
+func FitKernels(want int, availMB, perMB, reserve uint64) (int, string) {
+	if availMB == 0 {
+		return want, "" // unknown: try the full size
+	}
+	fit := 0
+	if availMB > reserve {
+		fit = int((availMB - reserve) / perMB)
+	}
+	if fit >= want {
+		return want, ""
+	}
+	fit = max(1, fit)
+	return fit, fmt.Sprintf("%d kernels asked for, but %d MB of memory was available: ran %d (budget %d MB per kernel, %d MB kept free). Run with -kernels %d on a machine with %d MB free for the full size.",
+		want, availMB, fit, perMB, reserve, want, uint64(want)*perMB+reserve)
+}
+
+func memAvailableMB() uint64 {
+	f := strings.Fields(procField("/proc/meminfo", "MemAvailable"))
+	if len(f) != 2 {
+		return 0
+	}
+	kb, _ := strconv.ParseUint(f[0], 10, 64)
+	return kb / 1024
+}
+
+// extraFacts are the machine-table rows of the server peers.
+func extraFacts(su *Suite, python string) [][2]string {
+	var out [][2]string
+	if rev, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		out = append(out, [2]string{"kernelgate", "git " + strings.TrimSpace(string(rev))})
+	}
+	if su == nil {
+		return out
+	}
+	out = append(out, [2]string{"kernelgate sandbox", su.Sandbox})
+	for _, k := range []string{"jupyter_server", "pandas", "numpy", "matplotlib"} {
+		if v := su.Versions[k]; v != "" {
+			out = append(out, [2]string{k, v})
+		}
+	}
+	return out
 }
 
 // bench runs the interleaved runs and assembles the report (without its
 // command line, which only run knows).
 func bench(ctx context.Context, p Params, runs int, python, baseline string, progress io.Writer) (Report, error) {
-	if _, err := os.Stat(baseline); err != nil {
-		return Report{}, fmt.Errorf("baseline script (run kgbench from the module root): %w", err)
-	}
 	// A full server config, as `kernelgate serve` would load it, so the
 	// engine runs with its shipped defaults (bootstrap, heartbeats, tcp).
 	c, _, err := config.Load("kgbench", nil, os.Getenv, os.Environ(), io.Discard)
@@ -129,9 +341,6 @@ func bench(ctx context.Context, p Params, runs int, python, baseline string, pro
 	var sandboxed string
 	pc.Kernel.Sandbox, sandboxed = engineSandbox(c)
 
-	// Other work on the machine skews both sides; the load average says
-	// how much there was.
-	loadBefore := loadAvg()
 	began := time.Now()
 	var eng, base []Samples
 	var pools []PoolSamples
@@ -171,11 +380,8 @@ func bench(ctx context.Context, p Params, runs int, python, baseline string, pro
 			argv = "engine: " + argv + "; direct: " + direct
 		}
 	}
-	f := facts(base[0], argv)
-	f.Load = fmt.Sprintf("%s before, %s after (1/5/15-minute load averages)", loadBefore, loadAvg())
 	return Report{
-		Date:    time.Now(),
-		Facts:   f,
+		Facts:   facts(base[0], argv),
 		Method:  append(method(p, runs, c.Kernel.Transport, c.Kernel.HeartbeatInterval), poolMethod(p, sandboxed)),
 		Metrics: append(metrics(eng, base, p), poolMetric(pools)),
 		Notes:   []Note{executeOverheadNote},
