@@ -162,7 +162,7 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	flowHTTP.Register(mux, ws)
 	c.Jupyter.AllowedOrigins = c.Flow.AllowedOrigins
 	// Both APIs spend the same per-user rate budgets.
-	jupyter := jupyterapi.New(c.Jupyter, mgr, auth.User, auth.IsAdmin, sessions, log)
+	jupyter := jupyterapi.New(c.Jupyter, mgr, auth.User, auth.IsAdmin, sessions, met, log)
 	jupyter.Register(mux)
 	sctxRun, stopSessions := context.WithCancel(context.Background())
 	sessionsDone := make(chan error, 1)

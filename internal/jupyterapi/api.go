@@ -75,6 +75,19 @@ type Limiter interface {
 	Message(user string) error
 }
 
+// Metrics is what the API reports; the metrics package implements it.
+type Metrics interface {
+	ChannelOpened()
+	ChannelClosed()
+	ChannelProblem(kind string) // "malformed", "slow_client", "refused"
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) ChannelOpened()        {}
+func (nopMetrics) ChannelClosed()        {}
+func (nopMetrics) ChannelProblem(string) {}
+
 // API serves the Jupyter Server kernel API. Close ends its WebSocket
 // connections and waits for their goroutines.
 type API struct {
@@ -83,6 +96,7 @@ type API struct {
 	user    func(*http.Request) string
 	admin   func(*http.Request) bool
 	limits  Limiter
+	metrics Metrics
 	log     *slog.Logger
 	started time.Time
 
@@ -98,8 +112,12 @@ type API struct {
 }
 
 // New returns the API. user names the caller of a request; admin, when not
-// nil, says whether the caller may list every user's kernels.
-func New(cfg Config, kernels Kernels, user func(*http.Request) string, admin func(*http.Request) bool, limits Limiter, log *slog.Logger) *API {
+// nil, says whether the caller may list every user's kernels; limits and
+// metrics may be nil.
+func New(cfg Config, kernels Kernels, user func(*http.Request) string, admin func(*http.Request) bool, limits Limiter, m Metrics, log *slog.Logger) *API {
+	if m == nil {
+		m = nopMetrics{}
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -123,7 +141,7 @@ func New(cfg Config, kernels Kernels, user func(*http.Request) string, admin fun
 		cfg.CullInterval = def.CullInterval
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &API{cfg: cfg, kernels: kernels, user: user, admin: admin, limits: limits, log: log,
+	a := &API{cfg: cfg, kernels: kernels, user: user, admin: admin, limits: limits, metrics: m, log: log,
 		started: time.Now(), ctx: ctx, cancel: cancel, hubs: make(map[string]*hub),
 		startedHere: make(map[string]struct{}), sessions: newSessions()}
 	if cfg.CullIdleTimeout > 0 {

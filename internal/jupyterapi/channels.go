@@ -88,6 +88,8 @@ func (a *API) channels(w http.ResponseWriter, r *http.Request) {
 		ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	defer close(c.done)
 	defer c.close(websocket.StatusNormalClosure, "")
+	a.metrics.ChannelOpened()
+	defer a.metrics.ChannelClosed()
 	start := h.attach(c)
 	a.log.Debug("kernel channels connected", "kernel_id", k.ID(), "session_id", session, "v1", c.v1, "from_seq", start)
 
@@ -136,6 +138,7 @@ func (a *API) read(c *conn, h *hub, inbound chan<- inMsg) {
 			ch, m, err = wsproto.DecodeLegacyBinary(data)
 		}
 		if err != nil {
+			a.metrics.ChannelProblem("malformed")
 			a.log.Warn("dropped a malformed message from a kernel client", "user", c.user, "session_id", c.session, "err", err)
 			continue
 		}
@@ -222,6 +225,7 @@ func (a *API) shutdownRequest(c *conn, k *kernel.Kernel, in inMsg) {
 // protocol's error reply, and an idle status for it so that clients that
 // wait for both (JupyterLab's futures) finish.
 func (a *API) replyError(c *conn, in inMsg, msg string) {
+	a.metrics.ChannelProblem("refused")
 	a.log.Info("kernel client request refused", "user", c.user, "msg_type", in.m.Type(), "reason", msg)
 	typ := in.m.Type()
 	if !strings.HasSuffix(typ, "_request") {
@@ -268,6 +272,7 @@ func (a *API) write(c *conn, ch jmsg.Channel, m *jmsg.Message) bool {
 	defer cancel()
 	if err := c.ws.Write(ctx, typ, data); err != nil {
 		if c.ctx.Err() == nil {
+			a.metrics.ChannelProblem("slow_client")
 			c.close(websocket.StatusPolicyViolation, "client too slow: a message could not be written in "+a.cfg.WriteTimeout.String())
 		}
 		return false
@@ -292,6 +297,7 @@ func (a *API) follow(c *conn, h *hub, k *kernel.Kernel, start uint64) uint64 {
 				pos = gap.Oldest - 1
 				continue
 			}
+			a.metrics.ChannelProblem("slow_client")
 			c.close(websocket.StatusPolicyViolation, "client too slow for the kernel's output; reconnect to go on")
 			return pos
 		case errors.Is(err, kernel.ErrJournalClosed):

@@ -171,6 +171,10 @@ func TestChannelsBadInput(t *testing.T) {
 	if r, _ := c.execute("print('still here')"); r == nil || !strings.Contains(string(r.Content), `"ok"`) {
 		t.Fatalf("after malformed frames: %v", r)
 	}
+	if _, _, body := s.do(t, "alice", "GET", "/metrics", ""); !strings.Contains(string(body), `kernelgate_jupyter_channel_problems_total{kind="malformed"} 4`) ||
+		!strings.Contains(string(body), "kernelgate_jupyter_channel_connections 1") {
+		t.Errorf("metrics do not count the 4 malformed frames and the open connection:\n%s", grepLines(string(body), "kernelgate_jupyter"))
+	}
 	// A request whose msg_id is in flight gets an error reply, not silence.
 	dup := c.request(jmsg.ExecuteRequest, jmsg.ExecuteRequestContent{Code: "import time; time.sleep(1)", UserExpressions: map[string]string{}})
 	c.send(jmsg.Shell, dup)
@@ -224,4 +228,14 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

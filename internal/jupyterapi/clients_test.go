@@ -40,7 +40,7 @@ func authedServer(t *testing.T, tokens map[string]string) (*httptest.Server, *ke
 			t.Fatal(err)
 		}
 	}
-	api := New(DefaultConfig(), mgr, auth.User, nil, nil, nil)
+	api := New(DefaultConfig(), mgr, auth.User, nil, nil, nil, nil)
 	mux := http.NewServeMux()
 	api.Register(mux)
 	srv := httptest.NewServer(auth.Middleware(mux, tk))

@@ -18,6 +18,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/metrics"
 	"github.com/kernelgate/kernelgate/internal/wsproto"
 )
 
@@ -42,9 +43,11 @@ func newTestServer(t *testing.T, mutate func(*kernel.Config, *Config)) *testServ
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := New(cfg, mgr, testUser, func(r *http.Request) bool { return testUser(r) == "root" }, nil, nil)
+	met := metrics.New()
+	api := New(cfg, mgr, testUser, func(r *http.Request) bool { return testUser(r) == "root" }, nil, met, nil)
 	mux := http.NewServeMux()
 	api.Register(mux)
+	mux.Handle("GET /metrics", met.Handler())
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		api.Close()

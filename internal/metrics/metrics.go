@@ -23,6 +23,8 @@ type Metrics struct {
 	poolHits       *prometheus.CounterVec
 	poolMisses     *prometheus.CounterVec
 	poolFailures   *prometheus.CounterVec
+	channels       prometheus.Gauge
+	channelDrops   *prometheus.CounterVec
 }
 
 // New registers kernelgate's collectors (and the Go and process
@@ -64,9 +66,17 @@ func New() *Metrics {
 			Name: "kernelgate_pool_refill_failures_total",
 			Help: "Warm-pool refills that failed to start a kernel (retried with backoff).",
 		}, []string{"spec"}),
+		channels: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kernelgate_jupyter_channel_connections",
+			Help: "Open Jupyter kernel channel WebSockets (/api/kernels/{id}/channels).",
+		}),
+		channelDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kernelgate_jupyter_channel_problems_total",
+			Help: "Jupyter channel events that cost a client something: malformed frames dropped, slow clients disconnected, requests refused with an error reply.",
+		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.kernelsRunning, m.kernelStart, m.kernelDeaths, m.kernelRestarts,
-		m.poolReady, m.poolHits, m.poolMisses, m.poolFailures,
+		m.poolReady, m.poolHits, m.poolMisses, m.poolFailures, m.channels, m.channelDrops,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -101,3 +111,13 @@ func (m *Metrics) PoolMiss(spec string) { m.poolMisses.WithLabelValues(spec).Inc
 
 // PoolRefillFailed counts a failed warm-pool refill.
 func (m *Metrics) PoolRefillFailed(spec string) { m.poolFailures.WithLabelValues(spec).Inc() }
+
+// ChannelOpened and ChannelClosed count open Jupyter channel WebSockets.
+func (m *Metrics) ChannelOpened() { m.channels.Inc() }
+
+// ChannelClosed is ChannelOpened's pair.
+func (m *Metrics) ChannelClosed() { m.channels.Dec() }
+
+// ChannelProblem counts a malformed frame ("malformed"), a slow client cut
+// off ("slow_client") or a refused request ("refused").
+func (m *Metrics) ChannelProblem(kind string) { m.channelDrops.WithLabelValues(kind).Inc() }
