@@ -94,6 +94,11 @@ func newManager(ctx context.Context, c config.Config, log *slog.Logger, m kernel
 	c.Kernel.RuntimeDir = dir
 	confinement = "sandbox off (--sandbox none): kernels run unconfined"
 	if mode := c.SandboxMode(); mode != "none" {
+		// A clashing id range is a configuration error, not a machine
+		// limit: it stops the server rather than falling back unconfined.
+		if err := sandbox.CheckIDRange(c.SandboxPolicy); err != nil {
+			return nil, "", err
+		}
 		sb, err := sandbox.New(c.SandboxPolicy)
 		switch {
 		case err == nil:
