@@ -222,6 +222,15 @@ func renderSuiteDetails(b *strings.Builder, su Suite, ws []peerWorkload) {
 // renderHeadline writes the all-peers table and the target checks.
 func renderHeadline(b *strings.Builder, su Suite, ws []peerWorkload) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	defer func() {
+		if len(su.Failures) > 0 {
+			w("**Failed during the run** (the rows above lack these samples):\n\n")
+			for _, f := range su.Failures {
+				w("- %s\n", cell(tail(f, 400)))
+			}
+			w("\n")
+		}
+	}()
 
 	w("## Headline: every peer, every workload\n\n")
 	w("p50 / p99 over all samples of all rounds; in brackets, p50 as a multiple of the floor's. ")

@@ -139,7 +139,9 @@ func dialChannels(ctx context.Context, s *server, kernelID string, v1 bool) (*ch
 	if v1 {
 		opts.Subprotocols = []string{wsproto.SubprotocolV1}
 	}
-	dctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	// Long: Jupyter Server holds the handshake until the kernel answers its
+	// kernel_info nudge, which takes a while for kernels starting together.
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	ws, _, err := websocket.Dial(dctx, s.WS("/api/kernels/"+kernelID+"/channels?session_id="+session), opts)
 	if err != nil {
