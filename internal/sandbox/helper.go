@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,6 +64,30 @@ type helperSpec struct {
 	// seccompFilter) to the command, which must be bwrap, as
 	// "--seccomp <fd>" right after argv[0].
 	Seccomp bool `json:"seccomp,omitempty"`
+	// Threads, if set, is the default for the thread pools of numeric
+	// libraries (OpenBLAS, OpenMP, MKL, numexpr) that the kernel's
+	// environment leaves unset: their idle workers spin, and under a CPU
+	// quota the spinning eats the quota (a matplotlib plot took twice as
+	// long at one core). The kernelspec's or the start's own values win.
+	Threads int `json:"threads,omitempty"`
+}
+
+// threadVars are the variables Threads sets.
+var threadVars = []string{"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"}
+
+// withThreads returns env with each of threadVars set to n unless env sets
+// it already.
+func withThreads(env []string, n int) []string {
+	if n <= 0 {
+		return env
+	}
+	out := env
+	for _, v := range threadVars {
+		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, v+"=") }) {
+			out = append(out, v+"="+strconv.Itoa(n))
+		}
+	}
+	return out
 }
 
 type rlimitSpec struct {
@@ -261,7 +286,7 @@ func runHelper(args []string) error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}
-	err = unix.Exec(argv[0], argv, os.Environ())
+	err = unix.Exec(argv[0], argv, withThreads(os.Environ(), spec.Threads))
 	return fmt.Errorf("exec %s: %w", argv[0], err)
 }
 

@@ -639,6 +639,9 @@ func (s *Sandbox) Wrap(id, spec string, argv []string, dir string) (wrapped []st
 		hs.Hide = hide
 	}
 	hs.Seccomp = s.seccomp
+	if l.p.CPUQuota > 0 {
+		hs.Threads = max(1, int(math.Ceil(l.p.CPUQuota)))
+	}
 
 	cgs, err := s.createKernelCgroups(id, l)
 	if err != nil {

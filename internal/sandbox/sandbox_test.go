@@ -517,6 +517,26 @@ print("share %.2f" % ((time.process_time() - c0) / (time.monotonic() - t0)))
 	}
 }
 
+// Under a CPU quota the numeric libraries' thread pools default to the
+// quota's cores (their spinning workers would eat it); an explicit value in
+// the kernel's environment stays.
+func TestThreadPoolsFollowTheCPUQuota(t *testing.T) {
+	s := newSandbox(t, Policy{CPUQuota: 1.5})
+	sb := wrap(t, s, kernelDir(t), python, "-c", `
+import os
+print(*(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")))
+`)
+	sb.cmd.Env = append(sb.cmd.Env, "MKL_NUM_THREADS=7")
+	b, err := sb.cmd.CombinedOutput()
+	out := string(b)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if strings.TrimSpace(out) != "2 2 7 2" {
+		t.Errorf("thread pool variables in the sandbox: %q; want 2 2 7 2", out)
+	}
+}
+
 func TestReleaseRemovesCgroups(t *testing.T) {
 	s := newSandbox(t, Policy{MemoryBytes: 256 << 20, PIDs: 64, CPUQuota: 1})
 

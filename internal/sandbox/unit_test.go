@@ -315,3 +315,21 @@ func TestSweepStale(t *testing.T) {
 		t.Fatalf("the cgroup of a live gateway was removed: %v", err)
 	}
 }
+
+func TestWithThreads(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  []string
+		n    int
+		want []string
+	}{
+		{"off", []string{"A=1"}, 0, []string{"A=1"}},
+		{"all set", []string{"A=1"}, 2, []string{"A=1", "OPENBLAS_NUM_THREADS=2", "OMP_NUM_THREADS=2", "MKL_NUM_THREADS=2", "NUMEXPR_NUM_THREADS=2"}},
+		{"the kernel's own value wins", []string{"OMP_NUM_THREADS=8", "OPENBLAS_NUM_THREADS_X=3"}, 1,
+			[]string{"OMP_NUM_THREADS=8", "OPENBLAS_NUM_THREADS_X=3", "OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1", "NUMEXPR_NUM_THREADS=1"}},
+	} {
+		if diff := cmp.Diff(c.want, withThreads(c.env, c.n)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
