@@ -312,7 +312,12 @@ func (s *Session) runCell(req ExecuteRequest) {
 		s.emit(Msg{"type": "error", "cell_id": req.CellID, "is_last": true, "error": "the cell was cancelled before its code ran"})
 		return
 	}
-	ex, err := k.Execute(s.ctx, kernel.ExecuteRequest{Code: req.Code, StoreHistory: true, AllowStdin: true, StopOnError: true})
+	// The variables summary rides on the execute_request as a user
+	// expression: the kernel evaluates it right after the code, in the same
+	// request, which saves a round trip per cell (it is not evaluated when
+	// the cell fails; flowState then asks for it).
+	ex, err := k.Execute(s.ctx, kernel.ExecuteRequest{Code: req.Code, StoreHistory: true, AllowStdin: true, StopOnError: true,
+		UserExpressions: map[string]string{stateExprKey: bootstrap.FlowStateExpr(s.cfg.MaxStateRows, 200)}})
 	run.ex = ex
 	s.mu.Unlock()
 	if err != nil {
@@ -362,7 +367,10 @@ func (s *Session) runCell(req ExecuteRequest) {
 		end.Lost = xerr.Error()
 	default:
 		end.Reply = reply
-		end.State = s.flowState(k)
+		end.State = stateFromReply(reply)
+		if end.State == nil {
+			end.State = s.flowState(k)
+		}
 	}
 	audit.ended(end)
 	for _, m := range cell.Finish(end) {
@@ -413,6 +421,27 @@ func (s *Session) prepare(k *kernel.Kernel, cellID, what, expr string) {
 			s.emit(Msg{"type": "error", "cell_id": cellID, "error": e})
 		}
 	}
+}
+
+// stateExprKey names the variables summary among a cell's user expressions.
+const stateExprKey = "__kernelgate_state"
+
+// stateFromReply returns the variables summary evaluated with the cell, or
+// nil when the reply has none (the cell failed).
+func stateFromReply(reply jmsg.ExecuteReplyContent) *FlowState {
+	raw, ok := reply.UserExpressions[stateExprKey]
+	if !ok {
+		return nil
+	}
+	var r kernel.ExprResult
+	if json.Unmarshal(raw, &r) != nil || r.Status != "ok" {
+		return nil
+	}
+	var st FlowState
+	if json.Unmarshal(r.Data["application/json"], &st) != nil {
+		return nil
+	}
+	return &st
 }
 
 // flowState reads the variables summaries after a cell; nil if that fails

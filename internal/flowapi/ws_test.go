@@ -650,3 +650,23 @@ func TestWS_InputTimeoutStopsAnAbandonedPrompt(t *testing.T) {
 		t.Fatalf("after the timeout: %q", got)
 	}
 }
+
+// The variables come with every result: evaluated with the cell when it
+// succeeds, asked for afterwards when it fails (the kernel skips user
+// expressions then).
+func TestWS_VariablesAfterSuccessAndFailure(t *testing.T) {
+	t.Parallel()
+	c := newServer(t, nil).dial(t)
+	c.send(map[string]any{"type": "execute", "code": "a = 1", "cell_id": "ok"})
+	ms := c.until(final("ok"))
+	if vars, _ := ms[len(ms)-1]["variables"].(map[string]any); vars["a"] != 1.0 {
+		t.Fatalf("variables after a successful cell: %v", ms[len(ms)-1]["variables"])
+	}
+	c.send(map[string]any{"type": "execute", "code": "b = 2\n1/0", "cell_id": "bad"})
+	ms = c.until(final("bad"))
+	end := ms[len(ms)-1]
+	vars, _ := end["variables"].(map[string]any)
+	if end["status"] != "error" || vars["a"] != 1.0 || vars["b"] != 2.0 {
+		t.Fatalf("after a failing cell: status %v, variables %v; want error and both a and b", end["status"], end["variables"])
+	}
+}
