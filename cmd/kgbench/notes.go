@@ -30,44 +30,45 @@ the direct Python client).
 // docs/benchmarks.md), written by hand after it: numbers move from run to
 // run, the reasons do not. Rewrite it when the numbers change.
 var analysisNotes = []Note{{
-	Title: "What the numbers say (run of 2026-11-26)",
+	Title: "What the numbers say (run of 2026-11-26, 14:45 UTC)",
 	Body: `
-The machine is shared: another build and test run was working on it (1-minute load up to 23 in an
-earlier attempt, 0.5 to 5.4 during this one), so p99s are noisy; the per-round p50s show how much.
+The machine is shared: another build and test run was working on it at times (1-minute load 3.2 at the
+start, 7.9 at the end of this run), so p99s are noisy; the per-round p50s show how much. Two changes since
+the previous run moved the numbers: the ` + "`/ws`" + ` variables summary is now evaluated with the cell (a user
+expression of its execute request) instead of by a second request, and sandboxed kernels now get
+` + "`OPENBLAS_NUM_THREADS`" + ` and friends set to their CPU quota (OpenBLAS's spinning idle workers ate the one-core
+quota: plots took ≈ 98 ms in the previous run).
 
 **Met.**
-- *Gateway overhead, channels API:* ` + "`1+1`" + ` p50 2.54 ms against the floor's 3.37 ms (0.75×): under the floor,
-  not over it, because kernelgate's kernels skip ipykernel's 0.5 ms ` + "`_execute_sleep`" + ` (see the engine section)
-  and the Go path through the gateway costs less than a Python client's own decoding.
+- *Gateway overhead:* ` + "`1+1`" + ` p50 2.52 ms over the channels API and 3.08 ms over ` + "`/ws`" + `, against the floor's
+  3.28 ms: under the floor, not over it, because kernelgate's kernels skip ipykernel's 0.5 ms ` + "`_execute_sleep`" + `
+  (see the engine section) and the Go path through the gateway costs less than a Python client's own decoding.
+  ` + "`/ws`" + ` still does more per cell (the variables summary, the AdeloopFlow result) and shows it: 0.56 ms over channels.
 - *Stream latency:* about 2 ms without flush and under 1 ms with it, on both APIs. The floor and Jupyter Server
-  wait for stock ipykernel's 200 ms flush timer (p50 ≈ 100 ms); with ` + "`flush=True`" + ` all are within 0.3 ms of
+  wait for stock ipykernel's 200 ms flush timer (p50 ≈ 100 ms); with ` + "`flush=True`" + ` all are within 0.25 ms of
   each other at p50.
-- *Warm pool:* a ready kernel in 4.8 ms p50 over REST + channels and 1.6 ms over ` + "`/ws`" + ` (target 50 ms); cold,
-  sandboxed, 343 ms, faster than Jupyter Server's unconfined 394 ms and the floor's 669 ms.
-- *Concurrency, channels:* 449 executions/s for 20 clients against the floor's 375/s (one Python client process
-  polling 20 kernels) and Jupyter Server's 304/s. The machine is CPU-bound (2 cores, about 4-6 ms of kernel CPU per
-  ` + "`1+1`" + `), so this is what the kernels can do; kernelgate's own process used 28 % of a core for it (Jupyter Server 44 %).
-- *10 MB flood:* every byte arrives on both kernelgate APIs; the gateway's RSS stayed near 240 MB
-  (bounded: the kernel journal keeps at most 64 MiB per kernel, a ` + "`/ws`" + ` session 32 MiB, for resume).
+- *Warm pool:* a ready kernel in 4.9 ms p50 over REST + channels and 1.0 ms over ` + "`/ws`" + ` (target 50 ms); cold,
+  sandboxed, 342 ms, faster than Jupyter Server's unconfined 419 ms and the floor's 643 ms.
+- *Concurrency:* 440 executions/s (channels) and 409/s (` + "`/ws`" + `) for 20 clients against the floor's 372/s (one
+  Python client process polling 20 kernels) and Jupyter Server's 289/s. The machine is CPU-bound (2 cores, about
+  4-6 ms of kernel CPU per ` + "`1+1`" + `), so this is what the kernels can do; kernelgate's own process used 28-30 % of a
+  core for it (Jupyter Server 45 %).
+- *10 MB flood:* every byte arrives on both kernelgate APIs (Jupyter Server drops it, below), in 128 ms over
+  channels and 202 ms over ` + "`/ws`" + ` against the floor's 71 ms; the gateway's peak RSS during the cell was 224-264 MB,
+  bounded by the journals kept for resume (a kernel's at most 64 MiB, a ` + "`/ws`" + ` session's 32 MiB). ` + "`/ws`" + ` sends
+  14.2 MB for 10 MB of text: its final messages repeat the last 1 MiB of stdout in the fields the old backend had.
 - *DataFrame:* 12.7 KB (channels) and 32 KB (` + "`/ws`" + `, which adds a 100-row ` + "`table_result`" + ` and the variables
-  preview) per 10,000-row result: row-capped, not the whole frame.
-- *Scale:* 100 sandboxed kernels and 1,000 idle channels WebSockets: the gateway at 79.5 MB RSS (105 MB with 1,000
-  idle ` + "`/ws`" + ` sockets more) and 1.7 % of a core while idle. Each kernel costs 73.6 MB RSS / 54.1 MB PSS with its
-  sandbox helper and bwrap processes (3 processes), against 68.3 / 51.8 MB for a bare ipykernel.
+  preview) per 10,000-row result: row-capped, not the whole frame; 7.3 and 9.9 ms against the floor's 6.4 ms.
+- *Scale:* 100 sandboxed kernels and 1,000 idle channels WebSockets: the gateway at 81 MB RSS (102 MB with 1,000
+  idle ` + "`/ws`" + ` sockets more; Jupyter Server 161 MB for the same) and 1.4 % of a core while idle. Each kernel costs
+  73.6 MB RSS / 54.1 MB PSS with its sandbox helper and bwrap processes (3 processes), against 68.2 / 51.8 MB for
+  a bare ipykernel.
 
 **Missed, and why.**
-- *` + "`1+1`" + ` over ` + "`/ws`" + `:* 4.37 ms p50, limit 3.87 ms (floor + 0.5 ms): missed by 0.5 ms. An AdeloopFlow cell
-  is more than an execute: after the reply, kernelgate asks the kernel for the variables summary that
-  ` + "`execution_result`" + ` must carry (a second, silent request), and the cell ends only then. The same cost explains
-  *20 clients over ` + "`/ws`" + `:* 300 executions/s against the floor's 375/s (missed by 75/s): on 2 cores the kernels
-  are the bottleneck, and each ` + "`/ws`" + ` cell makes its kernel do two requests.
-- *Plot:* about 98 ms p50 on both kernelgate APIs against 50 ms for the floor and 51.5 ms for Jupyter Server:
-  missed by 48 ms, and about 2× the floor, so the cost is in kernelgate's kernels, not the wire (a PNG of about
-  20 KB crosses the gateway in well under a millisecond, as the stream and flood numbers show). Not yet
-  explained. Suspects: the sandbox's 1-core CFS quota (matplotlib's render plus ipykernel's IO thread can
-  exceed one core briefly and get throttled for the rest of a 100 ms period) and the fresh per-kernel HOME
-  (matplotlib caches). To separate them: ` + "`KERNELGATE_SANDBOX=none go run ./cmd/kgbench -workloads plot`" + ` and
-  ` + "`KERNELGATE_KERNEL_CPUS=0 go run ./cmd/kgbench -workloads plot`" + ` (the server inherits the environment).
+- *Plot:* 51.0 ms (` + "`/ws`" + `) and 51.7 ms (channels) p50 against a 50 ms target: missed by 1-2 ms. The floor drew
+  the same plot in 47.8 ms and Jupyter Server in 51.2 ms, so the target is about what matplotlib's Agg render
+  and PNG encoding take on this machine; kernelgate adds 3-4 ms (1.07×), the same as Jupyter Server. What is
+  left is the sandbox's CPU quota and the per-round noise (round p50s move by several ms).
 
 **Jupyter Server, for context.**
 - Every ` + "`1+1`" + ` takes about 44 ms (p50 ≈ p99, in both framings). Tornado leaves Nagle's algorithm on for
@@ -76,8 +77,7 @@ earlier attempt, 0.5 to 5.4 during this one), so p99s are noisy; the per-round p
   not wait, which is why its ` + "`flush=True`" + ` stream p50 is fine. Browsers delay ACKs too.
 - Its 10 MB flood delivered 321 bytes: the shipped iopub limit of 1 MB/s per connection dropped the whole output
   and sent a warning instead (that is also why its flood "time" is short).
-- It did not hold 1,000 idle WebSockets on 100 kernels: socket 381 got HTTP 500. Each connection opens its own
-  ZMQ sockets to the kernel, and about 380 connections is where libzmq's default limit of 1,023 sockets per context
-  would be reached; its log was not kept, so this cause is likely, not proven. Its row has no numbers.
+- In this run it held 100 kernels and 1,000 idle WebSockets (161 MB); in the previous run it answered HTTP 500 at
+  socket 381, under a heavier machine load.
 `,
 }}

@@ -84,7 +84,7 @@ func suiteWorkloads(su Suite) []peerWorkload {
 		Title: "`1+1` round trip", Unit: "ms", Target: &Target{Kind: TargetOverBaseline, Limit: 0.5},
 		What: "Send the execute request to the cell's end as each API defines it: the channels APIs and the floor wait for " +
 			"`execute_reply` and iopub `idle`; `/ws` waits for `execution_result`, which also carries the cell's variables " +
-			"summary (a second, silent request to the kernel that the AdeloopFlow protocol requires).",
+			"summary (evaluated with the cell as a user expression of its execute request, as the AdeloopFlow protocol requires).",
 		Rows: per(func(r PeerRound) []float64 { return r.ExecuteMS }),
 	})
 	for _, key := range []string{"noflush", "flush"} {
