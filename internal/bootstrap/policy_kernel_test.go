@@ -3,7 +3,6 @@ package bootstrap_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +11,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/console"
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/kernel"
-	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/kerneltest"
 )
 
 // cell runs code in k as a client would, answering input() with stdin, and
@@ -38,21 +37,7 @@ func TestAuditPolicyInKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := kernel.DefaultConfig()
-	cfg.RuntimeDir = t.TempDir()
-	cfg.Env = append(os.Environ(), "PYDEVD_DISABLE_FILE_VALIDATION=1")
-	cfg.ExtraBootstrap = map[string]string{"python3": audit}
-	m, err := kernel.NewManager(cfg, map[string]kernelspec.Spec{"python3": kernelspec.Default("/usr/bin/python3")}, "python3", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := m.Close(ctx); err != nil {
-			t.Errorf("close manager: %v", err)
-		}
-	})
+	m := kerneltest.NewManager(t, func(cfg *kernel.Config) { cfg.ExtraBootstrap = map[string]string{"python3": audit} })
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	k, err := m.Start(ctx, kernel.StartOptions{Owner: "u"})

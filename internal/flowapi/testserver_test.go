@@ -5,12 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/kernelgate/kernelgate/internal/kernel"
-	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/kerneltest"
 )
 
 // TestServer is a real AdeloopFlow server backed by real ipykernels, for
@@ -25,13 +23,7 @@ type TestServer struct {
 // NewTestServer starts one; mutate adjusts its config, log may be nil.
 func NewTestServer(t *testing.T, log *slog.Logger, mutate func(*Config)) *TestServer {
 	t.Helper()
-	kcfg := kernel.DefaultConfig()
-	kcfg.RuntimeDir = t.TempDir()
-	kcfg.Env = append(os.Environ(), "PYDEVD_DISABLE_FILE_VALIDATION=1")
-	mgr, err := kernel.NewManager(kcfg, map[string]kernelspec.Spec{"python3": kernelspec.Default("/usr/bin/python3")}, "python3", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mgr := kerneltest.NewManager(t, nil)
 	cfg := DefaultConfig()
 	cfg.DetachedTTL = time.Minute
 	if mutate != nil {
@@ -56,7 +48,6 @@ func NewTestServer(t *testing.T, log *slog.Logger, mutate func(*Config)) *TestSe
 		srv.Close()
 		stop()
 		<-done
-		mgr.Close(context.Background())
 	})
 	return &TestServer{URL: srv.URL, Sessions: sessions}
 }

@@ -20,20 +20,14 @@ import (
 	"github.com/kernelgate/kernelgate/internal/auth"
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/kernel"
-	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/kerneltest"
 	"github.com/kernelgate/kernelgate/internal/proctest"
 )
 
 // authedServer is the API behind token auth, as kernelgate serves it.
 func authedServer(t *testing.T, tokens map[string]string) (*httptest.Server, *kernel.Manager) {
 	t.Helper()
-	kcfg := kernel.DefaultConfig()
-	kcfg.RuntimeDir = t.TempDir()
-	kcfg.Env = append(os.Environ(), "PYDEVD_DISABLE_FILE_VALIDATION=1")
-	mgr, err := kernel.NewManager(kcfg, map[string]kernelspec.Spec{"python3": kernelspec.Default("/usr/bin/python3")}, "python3", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mgr := kerneltest.NewManager(t, nil)
 	tk := auth.NewTokens()
 	for user, tok := range tokens {
 		if err := tk.Add(user, tok); err != nil {
@@ -47,7 +41,6 @@ func authedServer(t *testing.T, tokens map[string]string) (*httptest.Server, *ke
 	t.Cleanup(func() {
 		api.Close()
 		srv.Close()
-		mgr.Close(context.Background())
 	})
 	return srv, mgr
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/kernel"
-	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/kerneltest"
 	"github.com/kernelgate/kernelgate/internal/metrics"
 	"github.com/kernelgate/kernelgate/internal/wsproto"
 )
@@ -32,17 +31,12 @@ type testServer struct {
 
 func newTestServer(t *testing.T, mutate func(*kernel.Config, *Config)) *testServer {
 	t.Helper()
-	kcfg := kernel.DefaultConfig()
-	kcfg.RuntimeDir = t.TempDir()
-	kcfg.Env = append(os.Environ(), "PYDEVD_DISABLE_FILE_VALIDATION=1")
 	cfg := DefaultConfig()
-	if mutate != nil {
-		mutate(&kcfg, &cfg)
-	}
-	mgr, err := kernel.NewManager(kcfg, map[string]kernelspec.Spec{"python3": kernelspec.Default("/usr/bin/python3")}, "python3", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mgr := kerneltest.NewManager(t, func(kcfg *kernel.Config) {
+		if mutate != nil {
+			mutate(kcfg, &cfg)
+		}
+	})
 	met := metrics.New()
 	api := New(cfg, mgr, testUser, func(r *http.Request) bool { return testUser(r) == "root" }, nil, met, nil)
 	mux := http.NewServeMux()
@@ -52,7 +46,6 @@ func newTestServer(t *testing.T, mutate func(*kernel.Config, *Config)) *testServ
 	t.Cleanup(func() {
 		api.Close()
 		srv.Close()
-		mgr.Close(context.Background())
 	})
 	return &testServer{URL: srv.URL, mgr: mgr, api: api}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/jmsg"
 	"github.com/kernelgate/kernelgate/internal/kernel"
 	"github.com/kernelgate/kernelgate/internal/kernelspec"
+	"github.com/kernelgate/kernelgate/internal/kerneltest"
 	"github.com/kernelgate/kernelgate/internal/proctest"
 )
 
@@ -27,26 +28,7 @@ import (
 const python = "/usr/bin/python3"
 
 func newManager(t *testing.T, mutate func(*kernel.Config)) *kernel.Manager {
-	t.Helper()
-	cfg := kernel.DefaultConfig()
-	cfg.RuntimeDir = t.TempDir()
-	cfg.Env = append(os.Environ(), "PYDEVD_DISABLE_FILE_VALIDATION=1")
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	specs := map[string]kernelspec.Spec{"python3": kernelspec.Default(python)}
-	m, err := kernel.NewManager(cfg, specs, "python3", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := m.Close(ctx); err != nil {
-			t.Errorf("close manager: %v", err)
-		}
-	})
-	return m
+	return kerneltest.NewManager(t, mutate)
 }
 
 func startKernel(t *testing.T, m *kernel.Manager) *kernel.Kernel {
