@@ -195,12 +195,21 @@ open(%q, 'w').close()`, flag, done))
 	t.Run("token login", func(t *testing.T) {
 		const token = "notebook-test-token-0123456789"
 		authed := startServer(t, token)
-		// Without a token or cookie the page is refused.
+		// Without a token or cookie the browser gets a sign-in form; a
+		// wrong token gets it again, saying so.
 		p := b.open(t, authed+"/")
-		p.expect("a 401", `document.body.textContent.includes('unauthenticated')`)
-
-		p = b.open(t, authed+"/?token="+token)
-		p.expect("the token gone from the URL", fmt.Sprintf(`location.href === %q`, authed+"/"))
+		p.expect("a sign-in form", `document.querySelector('form input[name=token]') !== null && document.querySelectorAll('script').length === 0`)
+		signIn := func(tok string) {
+			t.Helper()
+			if err := chromedp.Do(p.ctx, chromedp.SendKeys(chromedp.CSS(`input[name=token]`), tok), chromedp.Submit(chromedp.CSS(`form`))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		signIn("not-the-token-0123456789")
+		p.waitNav("the form again, saying no", `document.body.textContent.includes('not accepted') && document.querySelector('input[name=token]') !== null`)
+		// Signing in through the form, as a person does.
+		signIn(token)
+		p.waitNav("the notebook, with the token gone from the URL", fmt.Sprintf(`location.href === %q && document.querySelector('#run-all') !== null`, authed+"/"))
 		cookies, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{authed + "/"}})
 		if err != nil {
 			t.Fatal(err)
@@ -414,6 +423,26 @@ func (p *notebookPage) wait(what, cond string) {
 	defer cancel()
 	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(waitTimeout))); err != nil {
 		p.t.Fatalf("waiting for %s (%s): %v\n%s", what, cond, err, p.state())
+	}
+}
+
+// waitNav is wait across a navigation: the page's JavaScript context is
+// replaced under the poll, which then fails and is started again.
+func (p *notebookPage) waitNav(what, cond string) {
+	p.t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, time.Until(deadline)+time.Second)
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(time.Until(deadline))))
+		cancel()
+		switch {
+		case err == nil:
+			return
+		case time.Now().Before(deadline) && (strings.Contains(err.Error(), "Cannot find context") || strings.Contains(err.Error(), "context was destroyed") || strings.Contains(err.Error(), "navigated or closed")):
+			continue
+		default:
+			p.t.Fatalf("waiting for %s (%s): %v\n%s", what, cond, err, p.state())
+		}
 	}
 }
 
