@@ -199,10 +199,19 @@ func sessionNotFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "Session not found: "+r.PathValue("id"))
 }
 
-func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
+// sessionOf returns the caller's session named in the path, or answers 404
+// (for another user's session too).
+func (a *API) sessionOf(w http.ResponseWriter, r *http.Request) (session, bool) {
 	s, ok := a.sessions.get(a.user(r), r.PathValue("id"))
 	if !ok {
 		sessionNotFound(w, r)
+	}
+	return s, ok
+}
+
+func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.sessionOf(w, r)
+	if !ok {
 		return
 	}
 	m, ok := a.live(s)
@@ -214,9 +223,8 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) patchSession(w http.ResponseWriter, r *http.Request) {
-	s, ok := a.sessions.get(a.user(r), r.PathValue("id"))
+	s, ok := a.sessionOf(w, r)
 	if !ok {
-		sessionNotFound(w, r)
 		return
 	}
 	var req sessionRequest
@@ -256,9 +264,8 @@ func (a *API) patchSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
-	s, ok := a.sessions.get(a.user(r), r.PathValue("id"))
+	s, ok := a.sessionOf(w, r)
 	if !ok {
-		sessionNotFound(w, r)
 		return
 	}
 	a.sessions.remove(s.ID)
