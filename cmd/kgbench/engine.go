@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kernelgate/kernelgate/internal/config"
@@ -169,7 +167,7 @@ func streamLatency(ctx context.Context, k *kernel.Kernel, code string) ([]float6
 	if err != nil {
 		return nil, fmt.Errorf("execute: %w", err)
 	}
-	var lat []float64
+	var chunks []streamChunk
 	after := ex.After
 	for {
 		evs, err := k.Journal().Read(rctx, after, 256)
@@ -191,17 +189,7 @@ func streamLatency(ctx context.Context, k *kernel.Kernel, code string) ([]float6
 				if err := e.Msg.Decode(&sc); err != nil {
 					return nil, fmt.Errorf("decode stream: %w", err)
 				}
-				for line := range strings.Lines(sc.Text) {
-					line = strings.TrimSpace(line)
-					if line == "" {
-						continue
-					}
-					printed, err := strconv.ParseInt(line, 10, 64)
-					if err != nil {
-						return nil, fmt.Errorf("stream line %q: %w", line, err)
-					}
-					lat = append(lat, float64(recv-printed)/1e6)
-				}
+				chunks = append(chunks, streamChunk{At: recv, Text: sc.Text})
 			case jmsg.Status:
 				var st jmsg.StatusContent
 				// iopub is ordered: once idle is journaled, every output of
@@ -213,7 +201,7 @@ func streamLatency(ctx context.Context, k *kernel.Kernel, code string) ([]float6
 					if _, _, xerr := ex.Result(); xerr != nil {
 						return nil, xerr
 					}
-					return lat, nil
+					return StreamLatencies(chunks)
 				}
 			}
 		}
