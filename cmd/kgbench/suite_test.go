@@ -155,7 +155,7 @@ func TestDecodeServerFrame(t *testing.T) {
 		data      []byte
 		bin, isV1 bool
 	}{{"v1", v1, true, true}, {"legacy", legacy, false, false}} {
-		got, err := DecodeServerFrame(c.data, c.bin, c.isV1)
+		got, err := decodeServerFrame(c.data, c.bin, c.isV1)
 		if err != nil {
 			t.Errorf("%s: %v", c.name, err)
 			continue
@@ -165,7 +165,7 @@ func TestDecodeServerFrame(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]byte{nil, {1, 2, 3}, make([]byte, 64)} {
-		if _, err := DecodeServerFrame(bad, true, true); err == nil {
+		if _, err := decodeServerFrame(bad, true, true); err == nil {
 			t.Errorf("v1 frame %v decoded", bad)
 		}
 	}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -52,77 +50,14 @@ type wireMsg struct {
 	Content json.RawMessage
 }
 
-// DecodeServerFrame decodes a frame a server sends on a kernel's channels
-// WebSocket, in the v1 binary framing or the legacy JSON one (text, or
-// binary with buffers). wsproto decodes only what clients send; this is
-// its mirror for what they receive.
-func DecodeServerFrame(data []byte, binaryFrame, v1 bool) (wireMsg, error) {
-	var header, parent, content []byte
-	var channel string
-	switch {
-	case v1:
-		if len(data) < 8 {
-			return wireMsg{}, errors.New("v1 frame too short")
-		}
-		n := binary.LittleEndian.Uint64(data)
-		if n < 6 || n > 6+wsproto.MaxBuffers || uint64(len(data)) < 8*(n+1) {
-			return wireMsg{}, fmt.Errorf("v1 frame: bad offset count %d", n)
-		}
-		off := make([]uint64, n)
-		for i := range n {
-			off[i] = binary.LittleEndian.Uint64(data[8*(i+1):])
-		}
-		for i := 1; i < len(off); i++ {
-			if off[i] < off[i-1] || off[i] > uint64(len(data)) {
-				return wireMsg{}, errors.New("v1 frame: bad offsets")
-			}
-		}
-		part := func(i int) []byte { return data[off[i]:off[i+1]] }
-		channel, header, parent, content = string(part(0)), part(1), part(2), part(4)
-	default:
-		js := data
-		if binaryFrame {
-			if len(data) < 8 {
-				return wireMsg{}, errors.New("legacy binary frame too short")
-			}
-			n := binary.BigEndian.Uint32(data)
-			if n == 0 || uint64(len(data)) < 4*uint64(n+1) {
-				return wireMsg{}, errors.New("legacy binary frame: bad part count")
-			}
-			start := binary.BigEndian.Uint32(data[4:])
-			end := uint32(len(data))
-			if n > 1 {
-				end = binary.BigEndian.Uint32(data[8:])
-			}
-			if start > end || int(end) > len(data) {
-				return wireMsg{}, errors.New("legacy binary frame: bad offsets")
-			}
-			js = data[start:end]
-		}
-		var lm struct {
-			Channel string          `json:"channel"`
-			Header  json.RawMessage `json:"header"`
-			Parent  json.RawMessage `json:"parent_header"`
-			Content json.RawMessage `json:"content"`
-		}
-		if err := json.Unmarshal(js, &lm); err != nil {
-			return wireMsg{}, fmt.Errorf("legacy frame: %w", err)
-		}
-		channel, header, parent, content = lm.Channel, lm.Header, lm.Parent, lm.Content
+// decodeServerFrame decodes a frame a server sends on a kernel's channels
+// WebSocket into what the benchmark routes by.
+func decodeServerFrame(data []byte, binaryFrame, v1 bool) (wireMsg, error) {
+	ch, m, err := wsproto.DecodeServerFrame(data, binaryFrame, v1)
+	if err != nil {
+		return wireMsg{}, err
 	}
-	var h, p struct {
-		MsgID   string `json:"msg_id"`
-		MsgType string `json:"msg_type"`
-	}
-	if err := json.Unmarshal(header, &h); err != nil {
-		return wireMsg{}, fmt.Errorf("header: %w", err)
-	}
-	if len(parent) > 0 {
-		if err := json.Unmarshal(parent, &p); err != nil {
-			return wireMsg{}, fmt.Errorf("parent_header: %w", err)
-		}
-	}
-	return wireMsg{Channel: channel, Type: h.MsgType, Parent: p.MsgID, Content: content}, nil
+	return wireMsg{Channel: string(ch), Type: m.Type(), Parent: m.ParentID(), Content: m.Content}, nil
 }
 
 // channelsClient speaks the Jupyter Server kernel WebSocket
@@ -186,7 +121,7 @@ func (c *channelsClient) recv(ctx context.Context) (m wireMsg, n int, at time.Ti
 	if err != nil {
 		return m, 0, at, err
 	}
-	m, err = DecodeServerFrame(data, typ == websocket.MessageBinary, c.v1)
+	m, err = decodeServerFrame(data, typ == websocket.MessageBinary, c.v1)
 	return m, len(data), at, err
 }
 

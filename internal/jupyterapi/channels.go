@@ -127,16 +127,7 @@ func (a *API) read(c *conn, h *hub, inbound chan<- inMsg) {
 			}
 			return
 		}
-		var ch jmsg.Channel
-		var m *jmsg.Message
-		switch {
-		case typ == websocket.MessageText:
-			ch, m, err = wsproto.DecodeLegacyText(data)
-		case c.v1:
-			ch, m, err = wsproto.DecodeV1(data)
-		default:
-			ch, m, err = wsproto.DecodeLegacyBinary(data)
-		}
+		ch, m, err := wsproto.DecodeClientFrame(data, typ == websocket.MessageBinary, c.v1)
 		if err != nil {
 			a.metrics.ChannelProblem("malformed")
 			a.log.Warn("dropped a malformed message from a kernel client", "user", c.user, "session_id", c.session, "err", err)

@@ -2,7 +2,6 @@ package jupyterapi
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -196,67 +195,14 @@ type received struct {
 	m  *jmsg.Message
 }
 
-// decodeServerFrame decodes what the server sent, in either framing. (The
-// wsproto decoders read client frames, which never carry iopub.)
+// decodeServerFrame decodes what the server sent, in either framing.
 func decodeServerFrame(t *testing.T, v1 bool, typ websocket.MessageType, data []byte) received {
 	t.Helper()
-	var raw struct {
-		Channel  string          `json:"channel"`
-		Header   jmsg.Header     `json:"header"`
-		Parent   jmsg.Header     `json:"parent_header"`
-		Metadata json.RawMessage `json:"metadata"`
-		Content  json.RawMessage `json:"content"`
+	ch, m, err := wsproto.DecodeServerFrame(data, typ == websocket.MessageBinary, v1)
+	if err != nil {
+		t.Fatalf("server frame: %v", err)
 	}
-	var buffers [][]byte
-	switch {
-	case typ == websocket.MessageText:
-		if err := json.Unmarshal(data, &raw); err != nil {
-			t.Fatalf("server text frame is not a JSON message: %v", err)
-		}
-	case v1:
-		parts := splitV1(t, data)
-		raw.Channel = string(parts[0])
-		if err := json.Unmarshal(parts[1], &raw.Header); err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(parts[2], &raw.Parent); err != nil {
-			t.Fatal(err)
-		}
-		raw.Metadata, raw.Content, buffers = parts[3], parts[4], parts[5:]
-	default:
-		n := int(binary.BigEndian.Uint32(data))
-		offs := make([]int, n+1)
-		for i := range n {
-			offs[i] = int(binary.BigEndian.Uint32(data[4*(i+1):]))
-		}
-		offs[n] = len(data)
-		if err := json.Unmarshal(data[offs[0]:offs[1]], &raw); err != nil {
-			t.Fatal(err)
-		}
-		for i := 1; i < n; i++ {
-			buffers = append(buffers, data[offs[i]:offs[i+1]])
-		}
-	}
-	return received{jmsg.Channel(raw.Channel), &jmsg.Message{Header: raw.Header, Parent: raw.Parent,
-		Metadata: raw.Metadata, Content: raw.Content, Buffers: buffers}}
-}
-
-func leUint64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
-
-func splitV1(t *testing.T, data []byte) [][]byte {
-	n := int(leUint64(data))
-	offs := make([]int, n)
-	for i := range n {
-		offs[i] = int(leUint64(data[8*(i+1):]))
-	}
-	var parts [][]byte
-	for i := 0; i+1 < n; i++ {
-		parts = append(parts, data[offs[i]:offs[i+1]])
-	}
-	if len(parts) < 5 {
-		t.Fatalf("v1 frame with %d parts", len(parts))
-	}
-	return parts
+	return received{ch, m}
 }
 
 // next reads the next message within d.

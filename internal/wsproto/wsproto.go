@@ -34,6 +34,10 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
 
+// channelCheck names a frame's channel, or says why it is not acceptable
+// from that side of the socket.
+type channelCheck func(string) (jmsg.Channel, error)
+
 // clientChannel checks the channel a client names. iopub and hb are the
 // kernel's to send; a client may only write requests and input replies.
 func clientChannel(ch string) (jmsg.Channel, error) {
@@ -49,6 +53,41 @@ func clientChannel(ch string) (jmsg.Channel, error) {
 	}
 }
 
+// serverChannel checks the channel of a frame a server sent: any channel
+// that carries kernel messages.
+func serverChannel(ch string) (jmsg.Channel, error) {
+	switch c := jmsg.Channel(ch); c {
+	case jmsg.Shell, jmsg.Control, jmsg.Stdin, jmsg.IOPub:
+		return c, nil
+	default:
+		return "", malformed("channel %q: a server sends on shell, control, stdin or iopub", ch)
+	}
+}
+
+// DecodeClientFrame decodes a frame a client sent, in the framing the
+// connection negotiated: legacy JSON text, or binary (v1, or legacy with
+// buffers).
+func DecodeClientFrame(data []byte, binaryFrame, v1 bool) (jmsg.Channel, *jmsg.Message, error) {
+	return decodeFrame(data, binaryFrame, v1, clientChannel)
+}
+
+// DecodeServerFrame decodes a frame a server sent (clients of kernelgate's
+// API use it: tests, the benchmark), iopub included.
+func DecodeServerFrame(data []byte, binaryFrame, v1 bool) (jmsg.Channel, *jmsg.Message, error) {
+	return decodeFrame(data, binaryFrame, v1, serverChannel)
+}
+
+func decodeFrame(data []byte, binaryFrame, v1 bool, check channelCheck) (jmsg.Channel, *jmsg.Message, error) {
+	switch {
+	case !binaryFrame:
+		return decodeLegacyJSON(data, nil, check)
+	case v1:
+		return decodeV1(data, check)
+	default:
+		return decodeLegacyBinary(data, check)
+	}
+}
+
 // legacyMessage is the JSON object of the legacy framing. Metadata and
 // content stay raw: they pass to the kernel byte for byte.
 type legacyMessage struct {
@@ -59,15 +98,10 @@ type legacyMessage struct {
 	Content  json.RawMessage `json:"content"`
 }
 
-// DecodeLegacyText decodes a text frame of the legacy framing.
-func DecodeLegacyText(data []byte) (jmsg.Channel, *jmsg.Message, error) {
-	return decodeLegacyJSON(data, nil)
-}
-
-// DecodeLegacyBinary decodes a binary frame of the legacy framing: a
+// decodeLegacyBinary decodes a binary frame of the legacy framing: a
 // big-endian uint32 count n, n uint32 offsets, then the JSON message at the
 // first offset followed by its buffers.
-func DecodeLegacyBinary(data []byte) (jmsg.Channel, *jmsg.Message, error) {
+func decodeLegacyBinary(data []byte, check channelCheck) (jmsg.Channel, *jmsg.Message, error) {
 	if len(data) < 4 {
 		return "", nil, malformed("binary frame of %d bytes: too short for its part count", len(data))
 	}
@@ -88,10 +122,10 @@ func DecodeLegacyBinary(data []byte) (jmsg.Channel, *jmsg.Message, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return decodeLegacyJSON(parts[0], parts[1:])
+	return decodeLegacyJSON(parts[0], parts[1:], check)
 }
 
-func decodeLegacyJSON(data []byte, buffers [][]byte) (jmsg.Channel, *jmsg.Message, error) {
+func decodeLegacyJSON(data []byte, buffers [][]byte, check channelCheck) (jmsg.Channel, *jmsg.Message, error) {
 	var lm legacyMessage
 	if err := json.Unmarshal(data, &lm); err != nil {
 		return "", nil, malformed("not a JSON message object: %v", err)
@@ -100,7 +134,7 @@ func decodeLegacyJSON(data []byte, buffers [][]byte) (jmsg.Channel, *jmsg.Messag
 	if lm.Channel != nil {
 		ch = *lm.Channel
 	}
-	c, err := clientChannel(ch)
+	c, err := check(ch)
 	if err != nil {
 		return "", nil, err
 	}
@@ -128,10 +162,10 @@ func slice(data []byte, offsets []uint64, head uint64) ([][]byte, error) {
 	return parts, nil
 }
 
-// DecodeV1 decodes a frame of the v1 binary framing: a little-endian uint64
+// decodeV1 decodes a frame of the v1 binary framing: a little-endian uint64
 // count n, n uint64 offsets, then channel | header | parent_header |
 // metadata | content | buffers..., the last offset being the frame's end.
-func DecodeV1(data []byte) (jmsg.Channel, *jmsg.Message, error) {
+func decodeV1(data []byte, check channelCheck) (jmsg.Channel, *jmsg.Message, error) {
 	if len(data) < 8 {
 		return "", nil, malformed("v1 frame of %d bytes: too short for its offset count", len(data))
 	}
@@ -155,7 +189,7 @@ func DecodeV1(data []byte) (jmsg.Channel, *jmsg.Message, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	c, err := clientChannel(string(parts[0]))
+	c, err := check(string(parts[0]))
 	if err != nil {
 		return "", nil, err
 	}

@@ -57,11 +57,11 @@ type golden struct {
 func decode(framing string, frame []byte) (jmsg.Channel, *jmsg.Message, error) {
 	switch framing {
 	case "v1":
-		return DecodeV1(frame)
+		return DecodeClientFrame(frame, true, true)
 	case "legacy-binary":
-		return DecodeLegacyBinary(frame)
+		return DecodeClientFrame(frame, true, false)
 	default:
-		return DecodeLegacyText(frame)
+		return DecodeClientFrame(frame, false, false)
 	}
 }
 
@@ -167,7 +167,7 @@ func TestEncodeReadByJupyterServer(t *testing.T) {
 	}
 }
 
-// TestRoundTrip: what EncodeV1 writes for a client channel, DecodeV1 reads
+// TestRoundTrip: what EncodeV1 writes for a client channel, DecodeClientFrame reads
 // back unchanged, content bytes included.
 func TestRoundTrip(t *testing.T) {
 	for _, km := range kernelMessages() {
@@ -176,7 +176,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gotCh, got, err := DecodeV1(frame)
+		gotCh, got, err := DecodeClientFrame(frame, true, true)
 		if err != nil {
 			t.Fatalf("%s: %v", km.m.Header.MsgType, err)
 		}
@@ -249,7 +249,7 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestMissingChannelMeansShell(t *testing.T) {
-	ch, m, err := DecodeLegacyText([]byte(`{"header":{"msg_id":"a","msg_type":"kernel_info_request"},"parent_header":null,"content":null}`))
+	ch, m, err := DecodeClientFrame([]byte(`{"header":{"msg_id":"a","msg_type":"kernel_info_request"},"parent_header":null,"content":null}`), false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func checkDecoded(t *testing.T, ch jmsg.Channel, m *jmsg.Message) {
 	if err != nil {
 		t.Fatalf("encode a decoded message: %v", err)
 	}
-	ch2, m2, err := DecodeV1(frame)
+	ch2, m2, err := DecodeServerFrame(frame, true, true) // the wider side: every channel either accepts
 	if err != nil {
 		t.Fatalf("decode our own encoding: %v", err)
 	}
@@ -291,10 +291,12 @@ func checkDecoded(t *testing.T, ch jmsg.Channel, m *jmsg.Message) {
 func FuzzDecodeV1(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if ch, m, err := DecodeV1(b); err == nil {
-			checkDecoded(t, ch, m)
-		} else if !errors.Is(err, ErrMalformed) {
-			t.Fatalf("error %v does not wrap ErrMalformed", err)
+		for _, dec := range []func([]byte, bool, bool) (jmsg.Channel, *jmsg.Message, error){DecodeClientFrame, DecodeServerFrame} {
+			if ch, m, err := dec(b, true, true); err == nil {
+				checkDecoded(t, ch, m)
+			} else if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
 		}
 	})
 }
@@ -302,8 +304,8 @@ func FuzzDecodeV1(f *testing.F) {
 func FuzzDecodeLegacy(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, dec := range []func([]byte) (jmsg.Channel, *jmsg.Message, error){DecodeLegacyText, DecodeLegacyBinary} {
-			if ch, m, err := dec(b); err == nil {
+		for _, binaryFrame := range []bool{false, true} {
+			if ch, m, err := DecodeClientFrame(b, binaryFrame, false); err == nil {
 				checkDecoded(t, ch, m)
 			} else if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
@@ -334,5 +336,36 @@ func TestKernelHeaderForwardedAsIs(t *testing.T) {
 	}
 	if err := json.Unmarshal(legacy, &got); err != nil || got.Header["subshell_id"] != "sub-1" {
 		t.Errorf("legacy frame header %v (%v); want the kernel's, subshell_id included", got.Header, err)
+	}
+}
+
+// What the encoders write, DecodeServerFrame reads back, iopub included,
+// in every framing; a server channel the client side refuses is accepted.
+func TestDecodeServerFrame(t *testing.T) {
+	for _, km := range kernelMessages() {
+		v1, err := EncodeV1(km.ch, km.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		legacy, bin, err := EncodeLegacy(km.ch, km.m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []struct {
+			name              string
+			data              []byte
+			binaryFrame, isV1 bool
+		}{{"v1", v1, true, true}, {"legacy", legacy, bin, false}} {
+			ch, m, err := DecodeServerFrame(f.data, f.binaryFrame, f.isV1)
+			if err != nil {
+				t.Fatalf("%s %s: %v", km.m.Type(), f.name, err)
+			}
+			if diff := cmp.Diff(toPlain(t, km.ch, km.m), toPlain(t, ch, m)); diff != "" {
+				t.Errorf("%s %s (-want +got):\n%s", km.m.Type(), f.name, diff)
+			}
+		}
+	}
+	if _, _, err := DecodeServerFrame(v1Frame("hb", `{"msg_id":"a","msg_type":"x"}`, "{}", "{}", "{}"), true, true); !errors.Is(err, ErrMalformed) {
+		t.Errorf("hb from a server: %v; want ErrMalformed", err)
 	}
 }
