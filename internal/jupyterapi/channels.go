@@ -224,11 +224,11 @@ func (a *API) replyError(c *conn, in inMsg, msg string) {
 	}
 	a.reply(c, in, strings.TrimSuffix(typ, "_request")+"_reply",
 		map[string]any{"status": "error", "ename": "KernelGatewayError", "evalue": msg, "traceback": []string{msg}})
-	a.write(c, jmsg.IOPub, a.synthetic(jmsg.Status, &in.m.Header, map[string]string{"execution_state": "idle"}))
+	a.writeOne(c, jmsg.IOPub, a.synthetic(jmsg.Status, &in.m.Header, map[string]string{"execution_state": "idle"}))
 }
 
 func (a *API) reply(c *conn, in inMsg, typ string, content any) {
-	a.write(c, in.ch, a.synthetic(typ, &in.m.Header, content))
+	a.writeOne(c, in.ch, a.synthetic(typ, &in.m.Header, content))
 }
 
 // synthetic builds a message the gateway sends on the kernel's behalf.
@@ -240,9 +240,17 @@ func (a *API) synthetic(typ string, parent *jmsg.Header, content any) *jmsg.Mess
 	return m
 }
 
-// write encodes m in the connection's framing and writes it, closing a
-// connection that cannot take it within the write timeout.
-func (a *API) write(c *conn, ch jmsg.Channel, m *jmsg.Message) bool {
+// writeOne writes one message of the gateway's own within the write
+// timeout.
+func (a *API) writeOne(c *conn, ch jmsg.Channel, m *jmsg.Message) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, a.cfg.WriteTimeout)
+	defer cancel()
+	return a.write(ctx, c, ch, m)
+}
+
+// write encodes m in the connection's framing and writes it before ctx's
+// deadline, closing a connection that cannot take it by then.
+func (a *API) write(ctx context.Context, c *conn, ch jmsg.Channel, m *jmsg.Message) bool {
 	var data []byte
 	typ := websocket.MessageBinary
 	var err error
@@ -259,12 +267,10 @@ func (a *API) write(c *conn, ch jmsg.Channel, m *jmsg.Message) bool {
 		a.log.Warn("cannot encode a kernel message", "msg_type", m.Type(), "err", err)
 		return true
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, a.cfg.WriteTimeout)
-	defer cancel()
 	if err := c.ws.Write(ctx, typ, data); err != nil {
 		if c.ctx.Err() == nil {
 			a.metrics.ChannelProblem("slow_client")
-			c.close(websocket.StatusPolicyViolation, "client too slow: a message could not be written in "+a.cfg.WriteTimeout.String())
+			c.close(websocket.StatusPolicyViolation, "client too slow: messages could not be written in "+a.cfg.WriteTimeout.String())
 		}
 		return false
 	}
@@ -297,17 +303,22 @@ func (a *API) follow(c *conn, h *hub, k *kernel.Kernel, start uint64) uint64 {
 		case err != nil:
 			return pos
 		}
+		// One deadline per batch, not a timer per message: the batch (at
+		// most 256 messages) must be taken within the write timeout.
+		wctx, cancel := context.WithTimeout(c.ctx, a.cfg.WriteTimeout)
 		for _, e := range evs {
-			if !a.deliver(c, h, e) {
+			if !a.deliver(wctx, c, h, e) {
+				cancel()
 				return pos
 			}
 			pos = e.Seq
 		}
+		cancel()
 	}
 }
 
 // deliver writes one journal event to the client, if it is the client's.
-func (a *API) deliver(c *conn, h *hub, e kernel.Event) bool {
+func (a *API) deliver(ctx context.Context, c *conn, h *hub, e kernel.Event) bool {
 	if e.Life != nil {
 		state := ""
 		switch e.Life.Kind {
@@ -323,12 +334,12 @@ func (a *API) deliver(c *conn, h *hub, e kernel.Event) bool {
 		if state == "" {
 			return true
 		}
-		return a.write(c, jmsg.IOPub, a.synthetic(jmsg.Status, nil, map[string]string{"execution_state": state}))
+		return a.write(ctx, c, jmsg.IOPub, a.synthetic(jmsg.Status, nil, map[string]string{"execution_state": state}))
 	}
 	if !h.forSession(e.Channel, e.Msg, c.session) {
 		return true
 	}
-	return a.write(c, e.Channel, e.Msg)
+	return a.write(ctx, c, e.Channel, e.Msg)
 }
 
 // ping keeps the connection alive through proxies and finds dead peers.

@@ -7,7 +7,7 @@ import (
 	"github.com/kernelgate/kernelgate/internal/kernel"
 )
 
-// started records a kernel started through this API, for the culler.
+// noteStarted records a kernel started through this API, for the culler.
 // Kernels of the AdeloopFlow sessions are that API's to end (its sessions
 // have their own TTL).
 func (a *API) noteStarted(id string) {
