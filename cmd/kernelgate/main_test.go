@@ -151,21 +151,28 @@ func runProcess(t *testing.T, env []string, stdin string, args ...string) (stdou
 	return out.String(), errb.String(), code
 }
 
-func TestServe_HealthMetricsAndGracefulShutdown(t *testing.T) {
-	t.Parallel()
-	rt := filepath.Join(t.TempDir(), "rt")
-	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", rt)
+// serve starts `kernelgate serve` on a free loopback port with args and
+// returns it, its URL and its log; the process is killed when the test ends.
+func serve(t *testing.T, args ...string) (*exec.Cmd, string, *proctest.Buffer) {
+	t.Helper()
+	cmd := kernelgate(t, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := new(proctest.Buffer)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	url := readURL(t, stdout)
+	return cmd, readURL(t, stdout), stderr
+}
+
+func TestServe_HealthMetricsAndGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	rt := filepath.Join(t.TempDir(), "rt")
+	cmd, url, stderr := serve(t, "--runtime-dir", rt)
 
 	for path, want := range map[string]string{
 		"/healthz": "ok\n",
@@ -206,16 +213,7 @@ func TestServe_SIGTERMStopsKernelsAndTheirChildren(t *testing.T) {
 	rt := filepath.Join(t.TempDir(), "rt")
 	// Unsandboxed: the test reads host pids from the kernel (a sandboxed
 	// kernel sees its own pid namespace); TestRun_Sandboxed covers the rest.
-	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", rt, "--sandbox", "none")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	url := readURL(t, stdout)
+	cmd, url, _ := serve(t, "--runtime-dir", rt, "--sandbox", "none")
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/ws", nil)
@@ -376,18 +374,7 @@ func TestServe_TokensAndUserIsolation(t *testing.T) {
 	if err := os.WriteFile(file, []byte("alice "+alice+"\nbob "+bob+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := kernelgate(t, "serve", "--addr", "127.0.0.1:0", "--runtime-dir", filepath.Join(dir, "rt"), "--token-file", file)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr proctest.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	url := readURL(t, stdout)
+	_, url, stderr := serve(t, "--runtime-dir", filepath.Join(dir, "rt"), "--token-file", file)
 
 	call := func(token, code string) (int, map[string]any) {
 		t.Helper()
