@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"io"
 	"log/slog"
 	"net"
@@ -160,14 +161,15 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 		return fmt.Errorf("notebook page: %w", err)
 	}
 	page.Register(mux)
-	sessions := flowapi.NewSessions(c.Flow, mgr, log)
+	// One per-user limiter for every API: a user has one budget.
+	limits := ratelimit.New(c.Rates, nil)
+	sessions := flowapi.NewSessions(c.Flow, mgr, limits, log)
 	ws := flowapi.NewWS(c.Flow, sessions, auth.User, log)
 	flowHTTP := flowapi.NewHTTP(c.Flow, sessions, auth.User, func() int { return len(mgr.List()) })
 	flowHTTP.Page = page
 	flowHTTP.Register(mux, ws)
 	c.Jupyter.AllowedOrigins = c.Flow.AllowedOrigins
-	// Both APIs spend the same per-user rate budgets.
-	jupyter := jupyterapi.New(c.Jupyter, mgr, auth.User, auth.IsAdmin, sessions, met, log)
+	jupyter := jupyterapi.New(c.Jupyter, mgr, auth.User, auth.IsAdmin, limits, met, log)
 	jupyter.Register(mux)
 	sctxRun, stopSessions := context.WithCancel(context.Background())
 	sessionsDone := make(chan error, 1)

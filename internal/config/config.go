@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"io"
 	"net"
 	"os"
@@ -39,6 +40,7 @@ type Config struct {
 	Kernel     kernel.Config
 	Flow       flowapi.Config    // the AdeloopFlow /ws and HTTP API
 	Jupyter    jupyterapi.Config // the Jupyter Server kernel API
+	Rates      ratelimit.Rates   // per-user rate limits, one budget across every API
 
 	// Token (env KERNELGATE_TOKEN only: a flag would show in ps) and
 	// TokenFile ("user token" lines) enable authentication, which is
@@ -79,6 +81,7 @@ func Default() Config {
 		Kernel:          withPoolDefaults(kernel.DefaultConfig()),
 		Flow:            flowapi.DefaultConfig(),
 		Jupyter:         jupyterapi.DefaultConfig(),
+		Rates:           ratelimit.DefaultRates(),
 		Sandbox:         "auto",
 		SandboxPolicy: sandbox.Policy{
 			Bwrap:       sandbox.DefaultBwrap,

@@ -9,9 +9,9 @@ import (
 
 // registerLimitFlags adds the rate-limit and audit flags.
 func registerLimitFlags(fs *flag.FlagSet, c *Config) {
-	fs.Float64Var(&c.Flow.MessagesPerSecond, "rate-messages", c.Flow.MessagesPerSecond, "WebSocket messages per second per user, in bursts of up to twice that; 0 for no limit (env KERNELGATE_RATE_MESSAGES)")
-	fs.Float64Var(&c.Flow.ExecutionsPerSecond, "rate-executions", c.Flow.ExecutionsPerSecond, "cells run per second per user over WebSocket and HTTP, in bursts of up to twice that; 0 for no limit (env KERNELGATE_RATE_EXECUTIONS)")
-	fs.Float64Var(&c.Flow.KernelStartsPerSecond, "rate-kernel-starts", c.Flow.KernelStartsPerSecond, "kernel starts per second per user, in bursts of up to five times that; a start over the limit waits up to 5s, then fails; 0 for no limit (env KERNELGATE_RATE_KERNEL_STARTS)")
+	fs.Float64Var(&c.Rates.Messages, "rate-messages", c.Rates.Messages, "WebSocket messages per second per user, in bursts of up to twice that; 0 for no limit (env KERNELGATE_RATE_MESSAGES)")
+	fs.Float64Var(&c.Rates.Executions, "rate-executions", c.Rates.Executions, "cells run per second per user, on every API, in bursts of up to twice that; 0 for no limit (env KERNELGATE_RATE_EXECUTIONS)")
+	fs.Float64Var(&c.Rates.KernelStarts, "rate-kernel-starts", c.Rates.KernelStarts, "kernel starts per second per user, on every API, in bursts of up to five times that; a start over the limit waits up to 5s, then fails; 0 for no limit (env KERNELGATE_RATE_KERNEL_STARTS)")
 }
 
 // validateLimits checks the rate-limit settings.
@@ -21,9 +21,9 @@ func (c Config) validateLimits() []error {
 		name string
 		v    float64
 	}{
-		{"rate-messages", c.Flow.MessagesPerSecond},
-		{"rate-executions", c.Flow.ExecutionsPerSecond},
-		{"rate-kernel-starts", c.Flow.KernelStartsPerSecond},
+		{"rate-messages", c.Rates.Messages},
+		{"rate-executions", c.Rates.Executions},
+		{"rate-kernel-starts", c.Rates.KernelStarts},
 	} {
 		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
 			errs = append(errs, &FieldError{Field: f.name, Value: strconv.FormatFloat(f.v, 'g', -1, 64),

@@ -3,6 +3,7 @@ package flowapi
 import (
 	"context"
 	"errors"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,8 @@ func newCellAudit(run *runningCell) *cellAudit {
 
 // kernelFailed notes why the cell's kernel could not start.
 func (a *cellAudit) kernelFailed(err error) {
-	if rl, ok := errors.AsType[*rateLimitError](err); ok {
-		a.limited = limitNames[rl.kind]
+	if rl, ok := errors.AsType[*ratelimit.Error](err); ok {
+		a.limited = rl.Kind().String()
 	}
 }
 

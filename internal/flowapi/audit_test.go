@@ -3,6 +3,7 @@ package flowapi
 import (
 	"encoding/json"
 	"github.com/kernelgate/kernelgate/internal/proctest"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"log/slog"
 	"strings"
 	"testing"
@@ -32,10 +33,8 @@ func TestAuditLog(t *testing.T) {
 	t.Parallel()
 	var buf proctest.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	s := NewTestServer(t, log, func(c *Config) {
-		c.ExecutionTimeout = 2 * time.Second
-		c.KernelStartsPerSecond = 0.001 // one kernel, then one per 1000s
-	})
+	s := NewTestServerRates(t, log, ratelimit.Rates{Messages: 50, Executions: 10, KernelStarts: 0.001}, // one kernel, then one per 1000s
+		func(c *Config) { c.ExecutionTimeout = 2 * time.Second })
 	c := s.dial(t)
 	for _, cell := range []struct{ id, kernel, code string }{
 		{"ok1", "a", "# TOPSECRET-1\nimport sys\nprint('hello')\nsys.stderr.write('oops')"},

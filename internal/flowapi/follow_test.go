@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"log/slog"
 	"os"
 	"strings"
@@ -238,7 +239,7 @@ func newFloodSession(t *testing.T, small bool, mutate func(*Config)) *Session {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	s := newSession("flood", "tester", cfg, mgr, newLimiter(cfg, nil), slog.New(slog.DiscardHandler))
+	s := newSession("flood", "tester", cfg, mgr, ratelimit.New(ratelimit.DefaultRates(), nil), slog.New(slog.DiscardHandler))
 	t.Cleanup(func() {
 		s.close(context.Background())
 		mgr.Close(context.Background())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"io"
 	"net/http"
 	"os"
@@ -274,7 +275,7 @@ func (h *HTTP) executePipeline(w http.ResponseWriter, r *http.Request) {
 
 // run executes one cell and answers when it ends or asks for input.
 func (h *HTTP) run(w http.ResponseWriter, r *http.Request, s *Session, req ExecuteRequest) {
-	if h.overLimit(w, s, limitExecutions) {
+	if h.overLimit(w, s, ratelimit.Executions) {
 		return
 	}
 	req.CellID = "http-" + uuid.NewString()

@@ -4,262 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
 )
-
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func rates(messages, executions, kernelStarts float64) Config {
-	return Config{MessagesPerSecond: messages, ExecutionsPerSecond: executions, KernelStartsPerSecond: kernelStarts}
-}
-
-// allowN calls allow n times and returns how many were let through.
-func allowN(l *limiter, user string, kind limitKind, n int) int {
-	ok := 0
-	for range n {
-		if l.allow(user, kind) == nil {
-			ok++
-		}
-	}
-	return ok
-}
-
-func TestLimiterBurstsAndRefill(t *testing.T) {
-	clk := newFakeClock()
-	l := newLimiter(DefaultConfig(), clk.now)
-	for _, tt := range []struct {
-		kind  limitKind
-		burst int
-		every time.Duration // one token back per
-	}{
-		{limitMessages, 100, 20 * time.Millisecond},
-		{limitExecutions, 20, 100 * time.Millisecond},
-		{limitKernelStarts, 5, time.Second},
-	} {
-		if got := allowN(l, "u", tt.kind, tt.burst+10); got != tt.burst {
-			t.Errorf("%s: %d allowed at once, want the burst %d", limitNames[tt.kind], got, tt.burst)
-		}
-		clk.advance(tt.every)
-		if got := allowN(l, "u", tt.kind, 3); got != 1 {
-			t.Errorf("%s: %d allowed one refill later, want 1", limitNames[tt.kind], got)
-		}
-	}
-	// Each user and each kind has its own bucket.
-	if got := allowN(l, "v", limitExecutions, 25); got != 20 {
-		t.Errorf("another user: %d executions allowed, want 20", got)
-	}
-}
-
-func TestLimiterBurstRule(t *testing.T) {
-	for _, tt := range []struct {
-		rate             float64
-		twice, fiveTimes int
-	}{
-		{0.001, 1, 1},
-		{0.3, 1, 2},
-		{1, 2, 5},
-		{2.5, 5, 13},
-		{50, 100, 250},
-	} {
-		l := newLimiter(rates(tt.rate, tt.rate, tt.rate), newFakeClock().now)
-		if l.bursts != [numLimitKinds]int{tt.twice, tt.twice, tt.fiveTimes} {
-			t.Errorf("rate %g: bursts %v, want %d, %d, %d", tt.rate, l.bursts, tt.twice, tt.twice, tt.fiveTimes)
-		}
-	}
-}
-
-func TestLimiterDisabled(t *testing.T) {
-	if l := newLimiter(rates(0, 0, 0), nil); l != nil {
-		t.Fatalf("every rate 0: limiter %v, want nil", l)
-	}
-	var none *limiter
-	if err := none.allow("u", limitExecutions); err != nil {
-		t.Fatalf("nil limiter: %v", err)
-	}
-	if err := none.wait(t.Context(), "u", limitKernelStarts, 0); err != nil {
-		t.Fatalf("nil limiter wait: %v", err)
-	}
-	l := newLimiter(rates(0, 1, 0), newFakeClock().now)
-	if got := allowN(l, "u", limitMessages, 1000); got != 1000 {
-		t.Errorf("messages off: %d of 1000 allowed", got)
-	}
-	if got := allowN(l, "u", limitExecutions, 10); got != 2 {
-		t.Errorf("executions at 1/s: %d of 10 allowed, want 2", got)
-	}
-}
-
-func TestLimiterError(t *testing.T) {
-	clk := newFakeClock()
-	l := newLimiter(rates(0, 4, 0), clk.now) // burst 8, a token every 250ms
-	allowN(l, "u", limitExecutions, 8)
-	err := l.allow("u", limitExecutions)
-	rl, ok := errors.AsType[*rateLimitError](err)
-	if !ok {
-		t.Fatalf("over the limit: %v, want a *rateLimitError", err)
-	}
-	if got, want := err.Error(), `rate limit: too many executions for user "u"; retry in 0.3s`; got != want {
-		t.Errorf("error %q, want %q", got, want)
-	}
-	if rl.retryAfter() != 0.3 || rl.retryAfterHeader() != "1" {
-		t.Errorf("retry after %v s, header %q; want 0.3 and 1", rl.retryAfter(), rl.retryAfterHeader())
-	}
-	clk.advance(100 * time.Millisecond)
-	rl, _ = errors.AsType[*rateLimitError](l.allow("u", limitExecutions))
-	if rl == nil || rl.retryAfter() != 0.2 {
-		t.Errorf("100ms later: %v, want retry in 0.2s", rl)
-	}
-	for _, tt := range []struct {
-		retry  time.Duration
-		after  float64
-		header string
-	}{
-		{time.Nanosecond, 0.1, "1"},
-		{100 * time.Millisecond, 0.1, "1"},
-		{1001 * time.Millisecond, 1.1, "2"},
-		{12 * time.Second, 12, "12"},
-	} {
-		e := &rateLimitError{retry: tt.retry}
-		if e.retryAfter() != tt.after || e.retryAfterHeader() != tt.header {
-			t.Errorf("retry %s: %v s, header %q; want %v, %q", tt.retry, e.retryAfter(), e.retryAfterHeader(), tt.after, tt.header)
-		}
-	}
-}
-
-// Users unused for ten minutes are dropped by a later allow's sweep, so the
-// table holds only recently active users.
-func TestLimiterEvictsIdleUsers(t *testing.T) {
-	clk := newFakeClock()
-	l := newLimiter(DefaultConfig(), clk.now)
-	l.allow("old", limitMessages)
-	clk.advance(5 * time.Minute)
-	l.allow("recent", limitMessages)
-	clk.advance(5*time.Minute + time.Second)
-	l.allow("new", limitMessages)
-	if _, ok := l.users["old"]; ok || l.size() != 2 {
-		t.Errorf("after 10 minutes: users %v, want recent and new", keys(l.users))
-	}
-
-	// A stream of one-off users stays bounded by the users of the last ten
-	// minutes or so.
-	for round := range 60 {
-		for i := range 500 {
-			l.allow(fmt.Sprint("r", round, "u", i), limitExecutions)
-		}
-		clk.advance(time.Minute)
-	}
-	if n := l.size(); n > 12*500 {
-		t.Errorf("after an hour of 500 new users a minute, %d users kept, want at most %d", n, 12*500)
-	}
-}
-
-// A bucket that refills slower than the idle time is kept until it is
-// full again: dropping it early would hand out tokens.
-func TestLimiterKeepsSlowBucketsUntilFull(t *testing.T) {
-	clk := newFakeClock()
-	l := newLimiter(rates(0, 0.001, 0), clk.now) // burst 1, 1000s to refill
-	if l.allow("u", limitExecutions) != nil {
-		t.Fatal("first execution refused")
-	}
-	clk.advance(15 * time.Minute)
-	l.allow("someone else", limitExecutions)
-	if err := l.allow("u", limitExecutions); err == nil {
-		t.Fatal("after 15 minutes of a 1000s refill, an execution was allowed")
-	}
-	clk.advance(17 * time.Minute)
-	if err := l.allow("u", limitExecutions); err != nil {
-		t.Fatalf("after the refill: %v", err)
-	}
-}
-
-// Kernel starts slightly over the limit wait for their token; those that
-// would wait longer than kernelStartMaxWait fail at once.
-func TestLimiterWait(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		l := newLimiter(rates(0, 0, 1), nil) // burst 5, one a second; time is the bubble's
-		start := time.Now()
-		var waited []time.Duration
-		var refused []error
-		for range 11 {
-			if err := l.wait(t.Context(), "u", limitKernelStarts, kernelStartMaxWait); err != nil {
-				refused = append(refused, err)
-				continue
-			}
-			waited = append(waited, time.Since(start).Round(time.Millisecond))
-		}
-		want := []time.Duration{0, 0, 0, 0, 0, 1 * time.Second, 2 * time.Second, 3 * time.Second, 4 * time.Second, 5 * time.Second, 6 * time.Second}
-		if fmt.Sprint(waited) != fmt.Sprint(want) {
-			t.Errorf("starts at %v, want %v", waited, want)
-		}
-		if len(refused) != 0 {
-			t.Errorf("refused %v", refused)
-		}
-
-		// Eleven at once: five now, five queued up to 5s, the last refused.
-		time.Sleep(time.Minute)
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		errs := 0
-		for range 11 {
-			wg.Go(func() {
-				if err := l.wait(t.Context(), "u", limitKernelStarts, kernelStartMaxWait); err != nil {
-					if _, ok := errors.AsType[*rateLimitError](err); !ok {
-						t.Errorf("refused with %v", err)
-					}
-					mu.Lock()
-					errs++
-					mu.Unlock()
-				}
-			})
-		}
-		wg.Wait()
-		if errs != 1 {
-			t.Errorf("%d of 11 concurrent starts refused, want 1", errs)
-		}
-
-		// A wait that is given up returns its token.
-		time.Sleep(time.Minute)
-		for range 5 {
-			l.allow("w", limitKernelStarts)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error)
-		go func() { done <- l.wait(ctx, "w", limitKernelStarts, kernelStartMaxWait) }()
-		synctest.Wait()
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("cancelled wait: %v", err)
-		}
-		time.Sleep(time.Second)
-		if err := l.allow("w", limitKernelStarts); err != nil {
-			t.Errorf("a second after a cancelled wait: %v", err)
-		}
-	})
-}
-
-func keys[V any](m map[string]V) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	return ks
-}
 
 // post sends a JSON body as user in session and decodes the JSON answer.
 func (s *TestServer) post(t *testing.T, path, user, session string, body any) (*http.Response, map[string]any) {
@@ -300,7 +55,7 @@ func (s *TestServer) post(t *testing.T, path, user, session string, body any) (*
 // are not held back.
 func TestRateLimitHTTP(t *testing.T) {
 	t.Parallel()
-	s := NewTestServer(t, nil, func(c *Config) { c.ExecutionsPerSecond = 0.001 }) // a burst of 1, then one per 1000s
+	s := NewTestServerRates(t, nil, ratelimit.Rates{Messages: 50, Executions: 0.001, KernelStarts: 1}, nil) // a burst of 1, then one per 1000s
 	if resp, body := s.post(t, "/api/execute", "tester", "a", map[string]any{"code": "1"}); resp.StatusCode != 200 || body["status"] != "ok" {
 		t.Fatalf("first execution: %d %v", resp.StatusCode, body)
 	}
@@ -391,7 +146,7 @@ func isRateLimit(t *testing.T, m map[string]any, what string) bool {
 // socket stays open and the allowed cell still runs.
 func TestRateLimitWebSocketExecutions(t *testing.T) {
 	t.Parallel()
-	s := NewTestServer(t, nil, func(c *Config) { c.ExecutionsPerSecond = 0.001 })
+	s := NewTestServerRates(t, nil, ratelimit.Rates{Messages: 50, Executions: 0.001, KernelStarts: 1}, nil)
 	c := s.dial(t)
 	for i := range 5 {
 		c.send(map[string]any{"type": "execute", "cell_id": fmt.Sprint("c", i), "code": fmt.Sprintf("print(%d)", i)})
@@ -426,7 +181,7 @@ func TestRateLimitWebSocketExecutions(t *testing.T) {
 // socket stays open.
 func TestRateLimitWebSocketMessages(t *testing.T) {
 	t.Parallel()
-	s := NewTestServer(t, nil, func(c *Config) { c.MessagesPerSecond = 0.001 }) // one message, then one per 1000s
+	s := NewTestServerRates(t, nil, ratelimit.Rates{Messages: 0.001, Executions: 10, KernelStarts: 1}, nil) // one message, then one per 1000s
 	c := s.dial(t)
 	c.send(map[string]any{"type": "ping"})
 	if m := c.next(); m["type"] != "pong" {

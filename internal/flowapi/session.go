@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"log/slog"
 	"sync"
 	"time"
@@ -45,14 +46,6 @@ type Config struct {
 	Cell           CellOptions
 	MaxStateRows   int    // rows per DataFrame in variables and dataframe_variables
 	PlotlyJSFile   string // served at /static/plotly.js for figure HTML
-	// Per-user rate limits, per second; 0 disables one. Messages counts
-	// client messages on WebSockets, Executions the cells run by any route,
-	// KernelStarts the session kernels started. Messages and executions
-	// may burst to twice their rate, kernel starts to five times (rounded
-	// up); see ratelimit.go.
-	MessagesPerSecond     float64
-	ExecutionsPerSecond   float64
-	KernelStartsPerSecond float64
 }
 
 // DefaultConfig returns the documented defaults.
@@ -68,10 +61,6 @@ func DefaultConfig() Config {
 		AllowedOrigins: []string{"localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", `\[::1\]`, `\[::1\]:*`},
 		MaxStateRows:   20,
 		PlotlyJSFile:   "/usr/share/python3-plotly/plotly.js", // from Debian's python3-plotly
-
-		MessagesPerSecond:     50,
-		ExecutionsPerSecond:   10,
-		KernelStartsPerSecond: 1,
 	}
 }
 
@@ -118,7 +107,7 @@ type Session struct {
 	id, user string
 	cfg      Config
 	kernels  Kernels
-	limits   *limiter // shared by all sessions of the server
+	limits   *ratelimit.Limiter // shared by all sessions of the server, and with the other APIs
 	log      *slog.Logger
 	journal  *journal.Journal[out]
 	cells    chan ExecuteRequest
@@ -144,7 +133,7 @@ type runningCell struct {
 	cancelled bool              // cancelled (while being prepared: never execute it); the audit line says so
 }
 
-func newSession(id, user string, cfg Config, kernels Kernels, limits *limiter, log *slog.Logger) *Session {
+func newSession(id, user string, cfg Config, kernels Kernels, limits *ratelimit.Limiter, log *slog.Logger) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
 		id: id, user: user, cfg: cfg, kernels: kernels, limits: limits,
@@ -239,7 +228,7 @@ func (s *Session) kernel(ctx context.Context) (*kernel.Kernel, error) {
 	if k != nil {
 		return k, nil
 	}
-	if err := s.limits.wait(ctx, s.user, limitKernelStarts, kernelStartMaxWait); err != nil {
+	if err := s.limits.KernelStart(ctx, s.user); err != nil {
 		return nil, err
 	}
 	k, err := s.kernels.Start(ctx, kernel.StartOptions{Owner: s.user})
@@ -598,7 +587,7 @@ func (s *Session) close(ctx context.Context) {
 type Sessions struct {
 	cfg     Config
 	kernels Kernels
-	limits  *limiter // per-user rate limits, shared with the WS and HTTP handlers
+	limits  *ratelimit.Limiter // per-user rate limits, shared with the WS and HTTP handlers and the other APIs
 	log     *slog.Logger
 
 	mu     sync.Mutex // guards byKey and closed
@@ -608,12 +597,13 @@ type Sessions struct {
 
 type sessionKey struct{ user, id string }
 
-// NewSessions returns an empty session table.
-func NewSessions(cfg Config, kernels Kernels, log *slog.Logger) *Sessions {
+// NewSessions returns an empty session table. limits (nil: none) is the
+// server's one per-user limiter.
+func NewSessions(cfg Config, kernels Kernels, limits *ratelimit.Limiter, log *slog.Logger) *Sessions {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sessions{cfg: cfg, kernels: kernels, limits: newLimiter(cfg, nil), log: log, byKey: make(map[sessionKey]*Session)}
+	return &Sessions{cfg: cfg, kernels: kernels, limits: limits, log: log, byKey: make(map[sessionKey]*Session)}
 }
 
 // Open returns the user's session with this id, creating it when id is new

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"net/http"
 	"time"
 
@@ -31,7 +32,7 @@ func (h *HTTP) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	if h.overLimit(w, s, limitExecutions) {
+	if h.overLimit(w, s, ratelimit.Executions) {
 		return
 	}
 	cellID := "stream-" + uuid.NewString()

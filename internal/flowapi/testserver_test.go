@@ -2,6 +2,7 @@ package flowapi
 
 import (
 	"context"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,8 +21,14 @@ type TestServer struct {
 	Sessions *Sessions
 }
 
-// NewTestServer starts one; mutate adjusts its config, log may be nil.
+// NewTestServer starts one with the default rate limits; mutate adjusts
+// its config, log may be nil.
 func NewTestServer(t *testing.T, log *slog.Logger, mutate func(*Config)) *TestServer {
+	return NewTestServerRates(t, log, ratelimit.DefaultRates(), mutate)
+}
+
+// NewTestServerRates is NewTestServer with the given per-user rates.
+func NewTestServerRates(t *testing.T, log *slog.Logger, rates ratelimit.Rates, mutate func(*Config)) *TestServer {
 	t.Helper()
 	mgr := kerneltest.NewManager(t, nil)
 	cfg := DefaultConfig()
@@ -35,7 +42,7 @@ func NewTestServer(t *testing.T, log *slog.Logger, mutate func(*Config)) *TestSe
 		}
 		return "tester"
 	}
-	sessions := NewSessions(cfg, mgr, log)
+	sessions := NewSessions(cfg, mgr, ratelimit.New(rates, nil), log)
 	ws := NewWS(cfg, sessions, user, log)
 	mux := http.NewServeMux()
 	NewHTTP(cfg, sessions, user, func() int { return len(mgr.List()) }).Register(mux, ws)

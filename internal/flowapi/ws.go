@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kernelgate/kernelgate/internal/ratelimit"
 	"io"
 	"log/slog"
 	"net/http"
@@ -157,7 +158,7 @@ type clientMsg struct {
 }
 
 func (c *wsConn) handle(data []byte) {
-	if c.overLimit(limitMessages) {
+	if c.overLimit(ratelimit.Messages) {
 		return
 	}
 	var m clientMsg
@@ -171,7 +172,7 @@ func (c *wsConn) handle(data []byte) {
 	}
 	switch *m.Type {
 	case "execute":
-		if c.overLimit(limitExecutions) {
+		if c.overLimit(ratelimit.Executions) {
 			return
 		}
 		c.execute(m)

@@ -67,7 +67,8 @@ type Kernels interface {
 	Specs() (map[string]kernelspec.Spec, string)
 }
 
-// Limiter rate-limits a user's kernel starts and executions; nil allows
+// Limiter rate-limits a user's kernel starts, executions and messages
+// (ratelimit.Limiter, the one the whole server shares); nil allows
 // everything. The error it returns is shown to the client.
 type Limiter interface {
 	KernelStart(ctx context.Context, user string) error
