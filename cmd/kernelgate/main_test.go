@@ -464,6 +464,10 @@ func TestServe_TokensAndUserIsolation(t *testing.T) {
 	if _, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/api/kernels/"+kid+"/channels", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"token " + bob}}}); err == nil || resp == nil || resp.StatusCode != 404 {
 		t.Fatalf("bob opening alice's kernel channels: %v %v; want 404", resp, err)
 	}
+	// Jupyter's convention for an upgrade without a user: 403, not 401.
+	if _, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/api/kernels/"+kid+"/channels", nil); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("channels without a token: %v %v; want 403", resp, err)
+	}
 	wsURL := "ws" + strings.TrimPrefix(url, "http") + "/ws"
 	if _, resp, err := websocket.Dial(ctx, wsURL, nil); err == nil || resp == nil || resp.StatusCode != 401 {
 		t.Fatalf("websocket without token: %v %v", resp, err)

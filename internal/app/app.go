@@ -190,7 +190,10 @@ func Serve(ctx context.Context, c config.Config, log *slog.Logger, ready func(ad
 	mux.Handle("GET /metrics", met.Handler())
 	srv := &http.Server{
 		// Probes and the old frontend's status dot stay open; they say nothing.
-		Handler: auth.BrowserGuard(auth.Middleware(handler, authn, "/healthz", "/readyz", "/health", "/ping"),
+		Handler: auth.BrowserGuard(auth.MiddlewareWith(handler, authn,
+			// Jupyter clients expect 403 on their channels; browsers get a sign-in form.
+			jupyterapi.RefuseUpgrades(page.SignIn(auth.Refuse)),
+			"/healthz", "/readyz", "/health", "/ping"),
 			c.Flow.AllowedOrigins, authn == nil),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -139,9 +139,20 @@ func (a Any) Authenticate(r *http.Request) (string, error) {
 }
 
 // Middleware authenticates every request except those to open paths, and
-// answers the others with 401 and a JSON error. A nil authenticator means
-// no authentication (the server then listens on loopback only).
+// answers the others with Refuse (401 and a JSON error). A nil
+// authenticator means no authentication (the server then listens on
+// loopback only).
 func Middleware(next http.Handler, tokens Authenticator, open ...string) http.Handler {
+	return MiddlewareWith(next, tokens, Refuse, open...)
+}
+
+// Refusal answers a request that failed authentication; err says why.
+type Refusal func(w http.ResponseWriter, r *http.Request, err error)
+
+// MiddlewareWith is Middleware answering failures with refuse, so that
+// an API can keep its own convention (Jupyter's 403 on WebSocket
+// upgrades) and a browser can be asked to sign in.
+func MiddlewareWith(next http.Handler, tokens Authenticator, refuse Refusal, open ...string) http.Handler {
 	if tokens == nil {
 		return next
 	}
@@ -155,52 +166,19 @@ func Middleware(next http.Handler, tokens Authenticator, open ...string) http.Ha
 			return
 		}
 		user, err := tokens.Authenticate(r)
-		if err != nil && r.Method == http.MethodGet && r.URL.Path == "/" && strings.Contains(r.Header.Get("Accept"), "text/html") {
-			// A person opening the server in a browser: ask for the token
-			// (the form comes back as /?token=…, which logs in).
-			loginPage(w, r.URL.Query().Has("token"))
-			return
-		}
 		if err != nil {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kernelgate"`)
-			status := http.StatusUnauthorized
-			if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && strings.HasPrefix(r.URL.Path, "/api/kernels/") {
-				// Jupyter's convention for its kernel channels: an upgrade
-				// without a user is refused with 403 (@ws_authenticated).
-				status = http.StatusForbidden
-			}
-			w.WriteHeader(status)
-			json.NewEncoder(w).Encode(map[string]string{"status": "error", "error": err.Error()})
+			refuse(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
 	})
 }
 
-// loginPage asks a browser for its token. The form sends it back as
-// /?token=…, which the notebook page turns into a login cookie. No script,
-// nothing from elsewhere.
-func loginPage(w http.ResponseWriter, rejected bool) {
-	note := "This server needs a token."
-	if rejected {
-		note = "That token was not accepted; try again."
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-	h.Set("Cache-Control", "no-store")
+// Refuse is the default refusal: 401 with a WWW-Authenticate challenge and
+// the JSON error envelope naming the reason.
+func Refuse(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="kernelgate"`)
 	w.WriteHeader(http.StatusUnauthorized)
-	io.WriteString(w, `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>kernelgate: sign in</title>
-<style>body{font:15px system-ui,sans-serif;display:grid;place-items:center;min-height:90vh;margin:0;background:#f6f7f9;color:#1d2330}
-form{background:#fff;padding:2rem 2.2rem;border-radius:10px;box-shadow:0 2px 12px #0002;display:grid;gap:.8rem;min-width:20rem}
-h1{font-size:1.2rem;margin:0}input{font:inherit;padding:.5rem .6rem;border:1px solid #c8ccd4;border-radius:6px}
-button{font:inherit;padding:.5rem;border:0;border-radius:6px;background:#2f6fe4;color:#fff;cursor:pointer}p{margin:0;color:#5b6270;font-size:.9rem}</style>
-</head><body><form method="get" action="/">
-<h1>kernelgate</h1><p>`+note+`</p>
-<input name="token" type="password" autocomplete="current-password" placeholder="token" required autofocus aria-label="token">
-<button type="submit">Sign in</button></form></body></html>
-`)
+	json.NewEncoder(w).Encode(map[string]string{"status": "error", "error": err.Error()})
 }

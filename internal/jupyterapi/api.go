@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -192,6 +193,19 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/sessions/{id}", a.getSession)
 	mux.HandleFunc("PATCH /api/sessions/{id}", a.patchSession)
 	mux.HandleFunc("DELETE /api/sessions/{id}", a.deleteSession)
+}
+
+// RefuseUpgrades wraps the server's refusal of unauthenticated requests
+// with Jupyter's convention for its kernel channels: a WebSocket upgrade
+// without a user gets 403 (@ws_authenticated), with Jupyter's error body.
+func RefuseUpgrades(next func(http.ResponseWriter, *http.Request, error)) func(http.ResponseWriter, *http.Request, error) {
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && strings.HasPrefix(r.URL.Path, "/api/kernels/") {
+			writeError(w, http.StatusForbidden, err.Error())
+			return
+		}
+		next(w, r, err)
+	}
 }
 
 // errNotFound is the 404 for a kernel that does not exist or is another

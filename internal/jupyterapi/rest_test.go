@@ -3,7 +3,9 @@ package jupyterapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -261,5 +263,41 @@ func TestCullIdle(t *testing.T) {
 	// has been idle longer than the culled one: it was seen and kept.
 	if code, _, _ := s.do(t, "alice", "GET", "/api/kernels/"+watched.ID, ""); code != 200 {
 		t.Errorf("the connected kernel was culled: %d", code)
+	}
+}
+
+// Jupyter's convention: an unauthenticated upgrade of kernel channels is a
+// 403 with Jupyter's error body; other refusals are left to the next one.
+func TestRefuseUpgrades(t *testing.T) {
+	var passed []string
+	refuse := RefuseUpgrades(func(w http.ResponseWriter, r *http.Request, err error) {
+		passed = append(passed, r.URL.Path)
+		w.WriteHeader(http.StatusUnauthorized)
+	})
+	for _, c := range []struct {
+		path    string
+		upgrade bool
+		want    int
+	}{
+		{"/api/kernels/k/channels", true, 403},
+		{"/api/kernels/k/channels", false, 401},
+		{"/ws", true, 401},
+		{"/api/kernels", false, 401},
+	} {
+		r := httptest.NewRequest("GET", c.path, nil)
+		if c.upgrade {
+			r.Header.Set("Upgrade", "websocket")
+		}
+		w := httptest.NewRecorder()
+		refuse(w, r, errors.New("unauthenticated: no token"))
+		if w.Code != c.want {
+			t.Errorf("%s upgrade=%v: %d, want %d", c.path, c.upgrade, w.Code, c.want)
+		}
+		if c.want == 403 && !strings.Contains(w.Body.String(), `"message":"unauthenticated: no token"`) {
+			t.Errorf("403 body %s; want Jupyter's {\"message\": …}", w.Body.String())
+		}
+	}
+	if len(passed) != 3 {
+		t.Errorf("refusals passed on: %v; want the three that are not channel upgrades", passed)
 	}
 }

@@ -178,3 +178,50 @@ func TestTokenWithoutAuth(t *testing.T) {
 		t.Errorf("%d to %q with %d cookies; want 303 to / and no cookie", rec.Code, rec.Header().Get("Location"), len(rec.Result().Cookies()))
 	}
 }
+
+// A browser opening / without a token gets a sign-in form (no script) that
+// comes back as /?token=; API clients and other paths keep the JSON 401.
+func TestSignIn(t *testing.T) {
+	tokens := auth.NewTokens()
+	if err := tokens.Add("alice", "alice-token-0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	page, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := auth.MiddlewareWith(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(auth.User(r))) }),
+		tokens, page.SignIn(auth.Refuse))
+	for _, c := range []struct {
+		path, accept, ctype string
+	}{
+		{"/", "text/html,application/xhtml+xml,*/*;q=0.8", "text/html"},
+		{"/", "application/json", "application/json"},
+		{"/", "*/*", "application/json"},
+		{"/api/kernels", "text/html", "application/json"},
+		{"/?token=wrong-wrong-wrong-wrong", "text/html", "text/html"},
+	} {
+		r := httptest.NewRequest("GET", c.path, nil)
+		r.Header.Set("Accept", c.accept)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 401 || !strings.HasPrefix(w.Header().Get("Content-Type"), c.ctype) {
+			t.Errorf("%s Accept %q: %d %s; want 401 %s", c.path, c.accept, w.Code, w.Header().Get("Content-Type"), c.ctype)
+		}
+		if c.ctype == "text/html" {
+			body := w.Body.String()
+			if !strings.Contains(body, `<form method="get" action="/">`) || !strings.Contains(body, `name="token"`) || strings.Contains(body, "<script") {
+				t.Errorf("login page: %s", body)
+			}
+			if rejected := strings.Contains(c.path, "token="); rejected != strings.Contains(body, "not accepted") {
+				t.Errorf("%s: the page should say a given token was not accepted, and only then", c.path)
+			}
+			if strings.Contains(body, "wrong-wrong") {
+				t.Error("the login page echoes the rejected token")
+			}
+			if !strings.Contains(w.Header().Get("Content-Security-Policy"), "default-src 'none'") {
+				t.Errorf("login page CSP %q", w.Header().Get("Content-Security-Policy"))
+			}
+		}
+	}
+}
