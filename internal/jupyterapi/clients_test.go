@@ -125,6 +125,11 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// jsHTTP talks to Jupyter Server, whose handlers may stall under load (its
+// gateway requests wait up to request_timeout): no request may hang the
+// test.
+var jsHTTP = &http.Client{Timeout: 2 * time.Minute}
+
 // TestJupyterServerGateway starts Debian's Jupyter Server with
 // --gateway-url pointing here: a kernel created and used through Jupyter
 // Server's own API runs in kernelgate.
@@ -161,7 +166,7 @@ func TestJupyterServerGateway(t *testing.T) {
 	get := func(path string) (int, []byte) {
 		req, _ := http.NewRequest("GET", js+path, nil)
 		req.Header.Set("Authorization", "token js-token")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := jsHTTP.Do(req)
 		if err != nil {
 			return 0, nil
 		}
@@ -201,7 +206,7 @@ func TestJupyterServerGateway(t *testing.T) {
 	// Start a kernel through Jupyter Server's REST API.
 	req, _ := http.NewRequest("POST", js+"/api/kernels", strings.NewReader(`{"name":"python3"}`))
 	req.Header.Set("Authorization", "token js-token")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := jsHTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +265,7 @@ func TestJupyterServerGateway(t *testing.T) {
 	}
 	req, _ = http.NewRequest("DELETE", js+"/api/kernels/"+model.ID, nil)
 	req.Header.Set("Authorization", "token js-token")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = jsHTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,10 @@ import (
 // machine starts kernels slowly; a passing run waits far less.
 const waitTimeout = 60 * time.Second
 
+// pageTimeout bounds everything one page of a subtest does (a subtest takes
+// a few seconds; this is for a machine under heavy load).
+const pageTimeout = 4 * time.Minute
+
 // TestNotebookInBrowser drives the page in a real Chromium against a real
 // kernelgate (app.Serve) with real ipykernels. One browser and one server
 // serve every subtest; each subtest has its own browser context (storage,
@@ -373,11 +377,16 @@ type notebookPage struct {
 // Content-Security-Policy rule.
 func (b *browser) open(t *testing.T, url string) *notebookPage {
 	t.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
-	p := &notebookPage{t: t, ctx: ctx}
-	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pageHelpers}); err != nil {
+	tab, closeTab := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	if _, err := chromedp.Call(tab, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: pageHelpers}); err != nil {
 		t.Fatal(err)
 	}
+	// Every action on the page runs under one deadline: chromedp's queries
+	// otherwise wait for their node forever, and a page that never shows
+	// it would hang the test until go test's own timeout.
+	ctx, cancelDeadline := context.WithTimeout(tab, pageTimeout)
+	cancel := func() { cancelDeadline(); closeTab() }
+	p := &notebookPage{t: t, ctx: ctx}
 	var wg sync.WaitGroup
 	messages := chromedp.Console(ctx)
 	wg.Go(func() {
