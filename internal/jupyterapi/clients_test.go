@@ -125,11 +125,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// jsHTTP talks to Jupyter Server, whose handlers may stall under load (its
-// gateway requests wait up to request_timeout): no request may hang the
-// test.
-var jsHTTP = &http.Client{Timeout: 2 * time.Minute}
-
 // TestJupyterServerGateway starts Debian's Jupyter Server with
 // --gateway-url pointing here: a kernel created and used through Jupyter
 // Server's own API runs in kernelgate.
@@ -138,6 +133,9 @@ func TestJupyterServerGateway(t *testing.T) {
 		t.Fatalf("needs Debian's python3-jupyter-server (make test-deps): %v", err)
 	}
 	srv, mgr := authedServer(t, map[string]string{"gw": "gateway-token-4567890"})
+	// Jupyter Server's handlers may stall under load (its gateway requests
+	// wait up to request_timeout): no request may hang the test.
+	jsHTTP := &http.Client{Timeout: 2 * time.Minute}
 	home := t.TempDir()
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
