@@ -443,23 +443,31 @@ func TestServe_TokensAndUserIsolation(t *testing.T) {
 	if err := jc.Write(ctx, websocket.MessageText, frame); err != nil {
 		t.Fatal(err)
 	}
+	// The print may arrive in pieces: read the cell's output to its idle.
+	var printed strings.Builder
 	for {
-		_, data, err := jc.Read(ctx)
+		typ, data, err := jc.Read(ctx)
 		if err != nil {
 			t.Fatalf("reading alice's channels: %v", err)
 		}
-		var m struct {
-			MsgType string          `json:"msg_type"`
-			Parent  jmsg.Header     `json:"parent_header"`
-			Content json.RawMessage `json:"content"`
+		ch, m, err := wsproto.DecodeServerFrame(data, typ == websocket.MessageBinary, false)
+		if err != nil {
+			t.Fatal(err)
 		}
-		json.Unmarshal(data, &m)
-		if m.Parent.MsgID == req.Header.MsgID && m.MsgType == jmsg.Stream {
-			if !strings.Contains(string(m.Content), `"alice\n"`) {
-				t.Fatalf("through the Jupyter API the session's kernel printed %s; want alice's variable", m.Content)
-			}
+		if m.ParentID() != req.Header.MsgID || ch != jmsg.IOPub {
+			continue
+		}
+		if m.Type() == jmsg.Stream {
+			var sc jmsg.StreamContent
+			m.Decode(&sc)
+			printed.WriteString(sc.Text)
+		}
+		if m.Type() == jmsg.Status && strings.Contains(string(m.Content), `"idle"`) {
 			break
 		}
+	}
+	if printed.String() != "alice\n" {
+		t.Fatalf("through the Jupyter API the session's kernel printed %q; want alice's variable", printed.String())
 	}
 	if _, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/api/kernels/"+kid+"/channels", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"token " + bob}}}); err == nil || resp == nil || resp.StatusCode != 404 {
 		t.Fatalf("bob opening alice's kernel channels: %v %v; want 404", resp, err)
